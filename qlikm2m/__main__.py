@@ -1,0 +1,5 @@
+"""Allow ``python -m qlikm2m``."""
+
+from qlikm2m.cli import main
+
+raise SystemExit(main())

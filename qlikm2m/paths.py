@@ -1,0 +1,45 @@
+"""Where qlikm2m keeps its files: computed on each call, never created on read.
+
+``QLIKM2M_CONFIG_DIR`` and ``QLIKM2M_CACHE_DIR`` override the platform's user directories (tests
+and CI jobs point them at temporary folders).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+CONFIG_DIR_ENV = "QLIKM2M_CONFIG_DIR"
+CACHE_DIR_ENV = "QLIKM2M_CACHE_DIR"
+APP_NAME = "qlikm2m"
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The folder of the contexts file (and of opt-in secret files)."""
+    env = os.environ if env is None else env
+    override = env.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def cache_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The folder of the token cache."""
+    env = os.environ if env is None else env
+    override = env.get(CACHE_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) as 0700 and tighten it if it already exists with looser bits."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path

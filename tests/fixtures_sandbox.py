@@ -1,0 +1,1 @@
+"""Sandbox tenant fixtures (filled in with the sandbox)."""
