@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install qlikm2m with its test extras into ./.venv and run the whole test suite.
+# Keyring tests need a real Secret Service: when gnome-keyring and dbus are installed (as root on
+# Debian/Ubuntu this script installs them), the suite runs inside a private D-Bus session with an
+# unlocked gnome-keyring, so nothing touches the user's own keyring. Extra arguments go to pytest.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
+
+if ! command -v dbus-run-session >/dev/null || ! command -v gnome-keyring-daemon >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing gnome-keyring and dbus for the keyring tests" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            gnome-keyring dbus dbus-user-session libsecret-1-0 >/dev/null
+    fi
+fi
+ensure_venv test
+cd "$ROOT"
+
+PYTEST=("$VENV/bin/python" -m pytest "$@")
+if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
+    # shellcheck disable=SC2016  # expanded by the inner shell, inside the private session
+    exec dbus-run-session -- bash -c '
+        set -euo pipefail
+        # A throwaway keyring in a throwaway home: created and unlocked with a known password.
+        export XDG_DATA_HOME="$(mktemp -d)"
+        eval "$(printf "qlikm2m-test" | gnome-keyring-daemon --unlock --components=secrets)"
+        export GNOME_KEYRING_CONTROL QLIKM2M_TEST_SECRET_SERVICE=1
+        exec "$@"' bash "${PYTEST[@]}"
+else
+    echo "warning: no dbus-run-session/gnome-keyring-daemon: the real-keyring tests will be skipped" >&2
+    exec "${PYTEST[@]}"
+fi

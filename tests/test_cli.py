@@ -1,0 +1,136 @@
+"""The error boundary: every outcome becomes a documented exit code and a one-line message."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from qlikm2m import __version__, cli
+from qlikm2m.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    ExitCode,
+    KeyringError,
+    NetworkError,
+    QlikM2MError,
+    UsageError,
+)
+from qlikm2m.redaction import register_secret
+from qlikm2m.runtime import Runtime
+
+
+def _runtime(**env: str) -> Runtime:
+    return Runtime(env=dict(env), stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def _app_raising(error: BaseException) -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_show_locals=False)
+
+    @app.callback()
+    def root(
+        ctx: typer.Context,
+        verbose: int = typer.Option(0, "--verbose", "-v", count=True),
+        output: str | None = typer.Option(None, "--output", "-o"),
+    ) -> None:
+        runtime = ctx.ensure_object(Runtime)
+        runtime.verbose = verbose
+        runtime.output_flag = output
+
+    @app.command()
+    def boom() -> None:
+        raise error
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (UsageError("bad flag"), ExitCode.USAGE),
+        (ConfigError("no server"), ExitCode.CONFIG),
+        (AuthError("refused"), ExitCode.AUTH),
+        (ApiError("not found"), ExitCode.API),
+        (NetworkError("unreachable"), ExitCode.NETWORK),
+        (KeyringError("locked"), ExitCode.KEYRING),
+        (KeyboardInterrupt(), ExitCode.INTERRUPTED),
+        (RuntimeError("surprise"), ExitCode.UNEXPECTED),
+    ],
+)
+def test_each_error_maps_to_its_exit_code_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException, code: ExitCode
+) -> None:
+    monkeypatch.setattr(cli, "app", _app_raising(error))
+    runtime = _runtime()
+    assert cli.main(["boom"], runtime) == code
+    err = runtime.stderr.getvalue()  # type: ignore[attr-defined]
+    assert "Traceback" not in err
+    assert err.strip(), "every failure says something on stderr"
+    assert runtime.stdout.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_message_and_hint_are_printed_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "app", _app_raising(ConfigError("No tenant.", hint="Set QLIK_SERVER.")))
+    runtime = _runtime()
+    assert cli.main(["boom"], runtime) == ExitCode.CONFIG
+    assert runtime.stderr.getvalue() == "error: No tenant.\nhint: Set QLIK_SERVER.\n"  # type: ignore[attr-defined]
+
+
+def test_verbose_adds_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "app", _app_raising(AuthError("refused")))
+    runtime = _runtime()
+    assert cli.main(["-v", "boom"], runtime) == ExitCode.AUTH
+    assert "Traceback" in runtime.stderr.getvalue()  # type: ignore[attr-defined]
+
+
+def test_explicit_json_output_makes_errors_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "app", _app_raising(ApiError("gone", hint="check the id")))
+    runtime = _runtime()
+    assert cli.main(["-o", "json", "boom"], runtime) == ExitCode.API
+    body = json.loads(runtime.stderr.getvalue())  # type: ignore[attr-defined]
+    assert body == {"error": {"kind": "api", "message": "gone", "exitCode": 5, "hint": "check the id"}}
+
+
+def test_json_errors_also_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "app", _app_raising(NetworkError("down")))
+    runtime = _runtime(QLIKM2M_OUTPUT="json")
+    assert cli.main(["boom"], runtime) == ExitCode.NETWORK
+    assert json.loads(runtime.stderr.getvalue())["error"]["exitCode"] == 6  # type: ignore[attr-defined]
+
+
+def test_registered_secrets_are_redacted_from_messages_and_tracebacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "s3cr3t-value-for-redaction"
+    register_secret(secret)
+    monkeypatch.setattr(cli, "app", _app_raising(RuntimeError(f"leaked {secret}")))
+    runtime = _runtime()
+    assert cli.main(["-v", "boom"], runtime) == ExitCode.UNEXPECTED
+    err = runtime.stderr.getvalue()  # type: ignore[attr-defined]
+    assert "Traceback" in err
+    assert secret not in err
+
+
+def test_unknown_option_is_a_usage_error() -> None:
+    runtime = _runtime()
+    assert cli.main(["--no-such-option"], runtime) == ExitCode.USAGE
+    assert "No such option" in runtime.stderr.getvalue()  # type: ignore[attr-defined]
+
+
+def test_version_in_a_subprocess_and_as_module() -> None:
+    for argv in (
+        [sys.executable, "-m", "qlikm2m", "--version"],
+        [sys.executable, "-c", "from qlikm2m.cli import main; raise SystemExit(main())", "--version"],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"qlikm2m {__version__}"
+
+
+def test_base_error_default_is_unexpected() -> None:
+    assert QlikM2MError("x").exit_code == ExitCode.UNEXPECTED
