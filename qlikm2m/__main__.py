@@ -1,5 +1,5 @@
 """Allow ``python -m qlikm2m``."""
 
-from qlikm2m.cli import main
+from qlikm2m.launcher import main
 
 raise SystemExit(main())

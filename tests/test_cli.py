@@ -75,7 +75,9 @@ def test_each_error_maps_to_its_exit_code_without_traceback(
 
 
 def test_message_and_hint_are_printed_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "app", _app_raising(ConfigError("No tenant.", hint="Set QLIK_SERVER.")))
+    monkeypatch.setattr(
+        cli, "app", _app_raising(ConfigError("No tenant.", hint="Set QLIK_SERVER."))
+    )
     runtime = _runtime()
     assert cli.main(["boom"], runtime) == ExitCode.CONFIG
     assert runtime.stderr.getvalue() == "error: No tenant.\nhint: Set QLIK_SERVER.\n"  # type: ignore[attr-defined]
@@ -93,7 +95,9 @@ def test_explicit_json_output_makes_errors_json(monkeypatch: pytest.MonkeyPatch)
     runtime = _runtime()
     assert cli.main(["-o", "json", "boom"], runtime) == ExitCode.API
     body = json.loads(runtime.stderr.getvalue())  # type: ignore[attr-defined]
-    assert body == {"error": {"kind": "api", "message": "gone", "exitCode": 5, "hint": "check the id"}}
+    assert body == {
+        "error": {"kind": "api", "message": "gone", "exitCode": 5, "hint": "check the id"}
+    }
 
 
 def test_json_errors_also_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,7 +129,12 @@ def test_unknown_option_is_a_usage_error() -> None:
 def test_version_in_a_subprocess_and_as_module() -> None:
     for argv in (
         [sys.executable, "-m", "qlikm2m", "--version"],
-        [sys.executable, "-c", "from qlikm2m.cli import main; raise SystemExit(main())", "--version"],
+        [
+            sys.executable,
+            "-c",
+            "from qlikm2m.cli import main; raise SystemExit(main())",
+            "--version",
+        ],
     ):
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 0, done.stderr

@@ -32,7 +32,9 @@ def test_atomic_write_replaces_and_tightens_existing_file(tmp_path: Path) -> Non
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
-def test_failed_write_keeps_previous_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_write_keeps_previous_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = tmp_path / "f"
     atomic_write(target, b"previous")
 
