@@ -6,7 +6,6 @@ tests' own module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,7 @@ _LEAKY_ENV = (
 
 
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """Point config and cache at temporary folders and start from a clean environment.
 
     The keyring defaults to the ``fail`` backend (as poetry's tests do) so that nothing reaches a
@@ -51,4 +50,4 @@ def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     # Loopback traffic must never be sent to a proxy, whatever the machine's settings.
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost,::1")
-    yield {"config": config, "cache": cache}
+    return {"config": config, "cache": cache}
