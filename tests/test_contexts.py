@@ -177,7 +177,7 @@ def test_syntax_error_message_does_not_quote_the_file(env: dict[str, str]) -> No
 
 def test_non_utf8_file_is_config_error(env: dict[str, str]) -> None:
     write_raw(env, b'[contexts.a]\nserver = "\xff"\n')
-    with pytest.raises(ConfigError, match="line 2.*UTF-8"):
+    with pytest.raises(ConfigError, match=r"line 2.*UTF-8"):
         load_contexts(env)
 
 
