@@ -22,6 +22,8 @@ class ExitCode(enum.IntEnum):
     API = 5
     NETWORK = 6
     KEYRING = 7
+    RELOAD_FAILED = 8
+    WAIT_TIMEOUT = 9
     INTERRUPTED = 130
 
 
@@ -92,3 +94,17 @@ class KeyringError(QlikM2MError):
 
     exit_code = ExitCode.KEYRING
     kind = "keyring"
+
+
+class ReloadFailedError(QlikM2MError):
+    """An app reload ended FAILED, CANCELED or EXCEEDED_LIMIT: the data did not land."""
+
+    exit_code = ExitCode.RELOAD_FAILED
+    kind = "reload-failed"
+
+
+class WaitTimeoutError(QlikM2MError):
+    """Waiting for a reload took longer than --timeout; the reload itself goes on server-side."""
+
+    exit_code = ExitCode.WAIT_TIMEOUT
+    kind = "wait-timeout"
