@@ -26,8 +26,8 @@ CONTEXTS_FILENAME = "contexts.toml"
 SCHEMA_VERSION = 1
 
 # Names become TOML keys, keyring user names and (quoted) file names: keep them boring, but allow
-# the host[:port] names `context init` derives from a tenant URL.
-_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
+# the host[:port] names `context init` derives from a tenant URL (with [brackets] for IPv6).
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9._:@+\[\]-]{0,127}")
 _OPTIONAL_KEYS = ("client_id", "scope", "ca_bundle", "comment")
 _KNOWN_KEYS = frozenset({"server", "auth_type", "secret_storage", *_OPTIONAL_KEYS})
 # Keys a person might add by hand to paste a credential: refused with a pointer, never echoed.
@@ -93,7 +93,7 @@ def validate_name(name: str) -> str:
     if not _NAME_PATTERN.fullmatch(name):
         raise UsageError(
             f"Invalid context name {name!r}.",
-            hint="Use up to 128 letters, digits and . _ - : @ +, starting with a letter or digit.",
+            hint="Use up to 128 letters, digits and . _ - : @ + [ ]; start with a letter or digit.",
         )
     return name
 
