@@ -1,0 +1,549 @@
+"""Start app reloads and wait for them to end: one single-threaded scheduler for any number of apps.
+
+Reloads run concurrently on the tenant; here one thread starts at most ``max_parallel`` of them and
+polls each when it is due. One thread keeps the HTTP session, the token cache and Ctrl-C simple,
+and the injectable clock and sleep make every timing testable without waiting.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TextIO
+
+from qlikm2m.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    ExitCode,
+    NetworkError,
+    QlikM2MError,
+    ReloadFailedError,
+    UsageError,
+    WaitTimeoutError,
+)
+
+# The reloads API's own split: these three are active, the other four are final.
+ACTIVE_STATES = frozenset({"QUEUED", "RELOADING", "CANCELING"})
+SUCCEEDED = "SUCCEEDED"
+FAILED_STATES = frozenset({"FAILED", "CANCELED", "EXCEEDED_LIMIT"})
+FINAL_STATES = FAILED_STATES | {SUCCEEDED}
+
+DEFAULT_TIMEOUT = 30 * 60.0
+DEFAULT_MAX_PARALLEL = 4
+MIN_POLL_INTERVAL = 0.1
+# Without --poll-interval: poll soon (most reloads are short), then back off to a gentle pace.
+ADAPTIVE_FIRST_POLL = 1.0
+ADAPTIVE_GROWTH = 1.5
+ADAPTIVE_MAX_POLL = 10.0
+LOG_TAIL_LINES = 20
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_UNIT_ORDER = ("h", "m", "s", "ms")
+
+
+def parse_duration(text: str, *, option: str = "duration") -> float:
+    """Seconds in ``text``: ``90`` or ``90s``, ``30m``, ``1h30m``, ``1.5h``, ``500ms``.
+
+    Units go from largest to smallest, each at most once; a bare number is seconds. Anything else
+    is a UsageError naming ``option``.
+    """
+    raw = text.strip().lower().replace(" ", "")
+    problem = UsageError(
+        f"{option} {text!r} is not a duration.",
+        hint="Write it like 90s, 30m, 1h30m or 1.5h (a bare number is seconds).",
+    )
+    if not raw:
+        raise problem
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pass
+    else:
+        if seconds < 0 or seconds != seconds or seconds == float("inf"):
+            raise problem
+        return seconds
+    position = 0
+    total = 0.0
+    last_unit = -1
+    for match in _DURATION_PART.finditer(raw):
+        unit_index = _UNIT_ORDER.index(match.group(2))
+        if match.start() != position or unit_index <= last_unit:
+            raise problem
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+        last_unit = unit_index
+    if position != len(raw) or last_unit < 0:
+        raise problem
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """A short human form: ``0.4s``, ``45s``, ``2m05s``, ``1h02m``."""
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def is_final(status: str | None) -> bool:
+    # An unknown status is taken as still running: a new state must not end a wait as a success.
+    return status in FINAL_STATES
+
+
+class ReloadApi(Protocol):
+    """What the scheduler needs from the tenant; ``reload_api.ClientReloadApi`` is the real one."""
+
+    def start(self, app_id: str, *, partial: bool) -> Mapping[str, Any]: ...
+
+    def get(self, reload_id: str) -> Mapping[str, Any]: ...
+
+    def log_tail(self, app_id: str, reload_id: str, lines: int) -> Sequence[str]: ...
+
+
+class Outcome(enum.Enum):
+    STARTED = "started"  # no --wait: the reload was queued
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # FAILED, CANCELED or EXCEEDED_LIMIT
+    TIMED_OUT = "timed out"
+    INTERRUPTED = "interrupted"  # Ctrl-C while it was running or being started
+    NOT_STARTED = "not started"  # Ctrl-C before its turn came
+    ERROR = "error"  # the API refused to start it or to report on it
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What became of one app's reload, with the last record the tenant returned."""
+
+    app_id: str
+    outcome: Outcome
+    record: Mapping[str, Any] | None = None
+    elapsed: float = 0.0
+    error: QlikM2MError | None = None
+    log_tail: tuple[str, ...] = ()
+
+    @property
+    def reload_id(self) -> str | None:
+        value = (self.record or {}).get("id")
+        return str(value) if value else None
+
+    @property
+    def status(self) -> str | None:
+        value = (self.record or {}).get("status")
+        return str(value) if value else None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.outcome in (Outcome.STARTED, Outcome.SUCCEEDED):
+            return ExitCode.OK
+        if self.outcome is Outcome.FAILED:
+            return ExitCode.RELOAD_FAILED
+        if self.outcome is Outcome.TIMED_OUT:
+            return ExitCode.WAIT_TIMEOUT
+        if self.outcome is Outcome.ERROR and self.error is not None:
+            return self.error.exit_code
+        return ExitCode.INTERRUPTED
+
+    def failure_excerpt(self) -> list[str]:
+        """The lines that explain a failed reload: the log's tail, else the record's own log."""
+        record = self.record or {}
+        lines = list(self.log_tail)
+        if not lines:
+            lines = [line for line in str(record.get("log") or "").splitlines() if line.strip()]
+            lines = lines[-LOG_TAIL_LINES:]
+        message = record.get("errorMessage")
+        if message and not any(str(message) in line for line in lines):
+            lines.append(f"errorMessage: {message}")
+        return lines
+
+
+@dataclass(frozen=True)
+class WaitOptions:
+    timeout: float | None = DEFAULT_TIMEOUT  # None or 0: no limit
+    poll_interval: float | None = None  # None: adaptive
+    max_parallel: int = DEFAULT_MAX_PARALLEL
+
+    def __post_init__(self) -> None:
+        if self.max_parallel < 1:
+            raise UsageError("--max-parallel must be at least 1.")
+        if self.poll_interval is not None and self.poll_interval < MIN_POLL_INTERVAL:
+            raise UsageError(f"--poll-interval must be at least {MIN_POLL_INTERVAL}s.")
+        if self.timeout is not None and self.timeout < 0:
+            raise UsageError("--timeout must not be negative.")
+
+    @property
+    def deadline_after(self) -> float | None:
+        return self.timeout or None
+
+    def first_interval(self) -> float:
+        return self.poll_interval if self.poll_interval is not None else ADAPTIVE_FIRST_POLL
+
+    def next_interval(self, current: float) -> float:
+        if self.poll_interval is not None:
+            return self.poll_interval
+        return min(current * ADAPTIVE_GROWTH, ADAPTIVE_MAX_POLL)
+
+
+class Reporter(Protocol):
+    """Where progress goes: plain lines for logs, a spinner for a person (progress.py)."""
+
+    def started(self, app_id: str, record: Mapping[str, Any]) -> None: ...
+
+    def polled(self, app_id: str, record: Mapping[str, Any], elapsed: float) -> None: ...
+
+    def finished(self, result: ReloadResult) -> None: ...
+
+
+class SilentReporter:
+    def started(self, app_id: str, record: Mapping[str, Any]) -> None:
+        pass
+
+    def polled(self, app_id: str, record: Mapping[str, Any], elapsed: float) -> None:
+        pass
+
+    def finished(self, result: ReloadResult) -> None:
+        pass
+
+
+class PlainReporter:
+    """One line per state change, plus a heartbeat so a CI log shows a long reload is alive."""
+
+    HEARTBEAT = 60.0
+
+    def __init__(self, stream: TextIO, *, heartbeat: float = HEARTBEAT) -> None:
+        self._stream = stream
+        self._heartbeat = heartbeat
+        self._last: dict[str, tuple[str | None, float]] = {}
+
+    def _line(self, text: str) -> None:
+        self._stream.write(text + "\n")
+        self._stream.flush()
+
+    def started(self, app_id: str, record: Mapping[str, Any]) -> None:
+        status = record.get("status")
+        self._last[app_id] = (str(status) if status else None, 0.0)
+        self._line(f"app {app_id}: reload {record.get('id')} started ({status})")
+
+    def polled(self, app_id: str, record: Mapping[str, Any], elapsed: float) -> None:
+        status = str(record.get("status")) if record.get("status") else None
+        last_status, last_said = self._last.get(app_id, (None, 0.0))
+        if status != last_status or elapsed - last_said >= self._heartbeat:
+            self._last[app_id] = (status, elapsed)
+            self._line(f"app {app_id}: {status} after {format_duration(elapsed)}")
+
+    def finished(self, result: ReloadResult) -> None:
+        if result.outcome in (Outcome.STARTED, Outcome.NOT_STARTED, Outcome.INTERRUPTED):
+            return
+        self._line(describe(result))
+
+
+def describe(result: ReloadResult) -> str:
+    """One sentence on how a reload ended, for progress lines and the summary."""
+    rid = result.reload_id or "-"
+    took = format_duration(result.elapsed)
+    if result.outcome is Outcome.SUCCEEDED:
+        return f"app {result.app_id}: reload {rid} SUCCEEDED in {took}"
+    if result.outcome is Outcome.FAILED:
+        return f"app {result.app_id}: reload {rid} ended {result.status} after {took}"
+    if result.outcome is Outcome.TIMED_OUT:
+        return (
+            f"app {result.app_id}: reload {rid} still {result.status} after {took}: "
+            "stopped waiting, it goes on server-side"
+        )
+    if result.outcome is Outcome.STARTED:
+        return f"app {result.app_id}: reload {rid} {result.status or 'started'}"
+    if result.outcome is Outcome.INTERRUPTED:
+        if result.reload_id:
+            return (
+                f"app {result.app_id}: stopped waiting; reload {rid} goes on server-side "
+                f"(last seen {result.status})"
+            )
+        return f"app {result.app_id}: interrupted while starting; a reload may have been queued"
+    if result.outcome is Outcome.NOT_STARTED:
+        return f"app {result.app_id}: not started"
+    message = result.error.message if result.error else "unknown error"
+    return f"app {result.app_id}: {message}"
+
+
+@dataclass
+class _Running:
+    app_id: str
+    record: Mapping[str, Any]
+    started_at: float
+    next_poll_at: float
+    interval: float
+
+    @property
+    def reload_id(self) -> str:
+        return str(self.record.get("id"))
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Every app's result in the order given, and whether Ctrl-C cut the run short."""
+
+    results: tuple[ReloadResult, ...]
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return worst_exit_code(r.exit_code for r in self.results) if self.results else ExitCode.OK
+
+    def error(self) -> QlikM2MError | None:
+        """The error the whole command ends with, or None when every reload went well."""
+        failing = [r for r in self.results if r.exit_code is not ExitCode.OK]
+        if not failing:
+            return None
+        worst = max(failing, key=lambda r: _SEVERITY.index(_ranked(r.exit_code)))
+        if len(self.results) == 1:
+            return _error_for(worst)
+        counts: dict[str, int] = {}
+        for result in self.results:
+            counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+        error_class = _ERROR_CLASSES.get(_ranked(worst.exit_code), QlikM2MError)
+        return error_class(f"{len(self.results)} reloads: {summary}.")
+
+
+# Which exit code wins when several reloads end differently: a reload that did not start or could
+# not be followed (an API, auth or network error) outranks a failed reload, which outranks one
+# still running at the timeout.
+_SEVERITY = (
+    ExitCode.OK,
+    ExitCode.WAIT_TIMEOUT,
+    ExitCode.RELOAD_FAILED,
+    ExitCode.API,
+    ExitCode.NETWORK,
+    ExitCode.AUTH,
+    ExitCode.CONFIG,
+    ExitCode.UNEXPECTED,
+    ExitCode.INTERRUPTED,
+)
+
+
+_ERROR_CLASSES: dict[ExitCode, type[QlikM2MError]] = {
+    ExitCode.WAIT_TIMEOUT: WaitTimeoutError,
+    ExitCode.RELOAD_FAILED: ReloadFailedError,
+    ExitCode.API: ApiError,
+    ExitCode.NETWORK: NetworkError,
+    ExitCode.AUTH: AuthError,
+    ExitCode.CONFIG: ConfigError,
+}
+
+
+def _ranked(code: ExitCode) -> ExitCode:
+    return code if code in _SEVERITY else ExitCode.UNEXPECTED
+
+
+def worst_exit_code(codes: Iterable[ExitCode]) -> ExitCode:
+    return max((_ranked(c) for c in codes), key=_SEVERITY.index, default=ExitCode.OK)
+
+
+def _error_for(result: ReloadResult) -> QlikM2MError:
+    rid = result.reload_id
+    if result.outcome is Outcome.ERROR and result.error is not None:
+        return result.error
+    if result.outcome is Outcome.FAILED:
+        reason = (result.record or {}).get("errorMessage") or (result.record or {}).get("errorCode")
+        return ReloadFailedError(
+            f"reload {rid} of app {result.app_id} ended {result.status}"
+            + (f": {reason}" if reason else "."),
+            hint=f"The whole log: qlikm2m api v1/apps/{result.app_id}/reloads/logs/{rid}",
+            details={"appId": result.app_id, "reloadId": rid, "status": result.status},
+        )
+    if result.outcome is Outcome.TIMED_OUT:
+        return WaitTimeoutError(
+            f"reload {rid} of app {result.app_id} was still {result.status} after "
+            f"{format_duration(result.elapsed)}; it goes on server-side.",
+            hint=f"Raise --timeout, or check on it later: qlikm2m api v1/reloads/{rid}",
+            details={"appId": result.app_id, "reloadId": rid, "status": result.status},
+        )
+    return QlikM2MError(describe(result))
+
+
+def run_reloads(
+    api: ReloadApi,
+    app_ids: Sequence[str],
+    *,
+    partial: bool = False,
+    wait: WaitOptions | None = None,
+    reporter: Reporter | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunReport:
+    """Start a reload of every app; with ``wait``, follow each to a final state or its deadline.
+
+    Without ``wait`` every app is started at once, one after the other. With it, at most
+    ``wait.max_parallel`` reloads are in flight; the next app starts when one ends. The timeout runs
+    per reload from its start. Ctrl-C ends the run at once with an ``interrupted`` report: reloads
+    already started go on server-side, and their last records say which.
+    """
+    run = _Run(api, partial, wait, reporter or SilentReporter(), clock, sleep, app_ids)
+    try:
+        run.drive()
+    except KeyboardInterrupt:
+        return run.report(interrupted=True)
+    return run.report(interrupted=False)
+
+
+@dataclass
+class _Run:
+    api: ReloadApi
+    partial: bool
+    wait: WaitOptions | None
+    reporter: Reporter
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    app_ids: Sequence[str]
+    pending: deque[str] = field(init=False)
+    running: dict[str, _Running] = field(default_factory=dict)
+    results: dict[str, ReloadResult] = field(default_factory=dict)
+    starting: str | None = None
+
+    def __post_init__(self) -> None:
+        self.pending = deque(self.app_ids)
+
+    def drive(self) -> None:
+        limit = self.wait.max_parallel if self.wait else len(self.app_ids) or 1
+        while self.pending or self.running:
+            while self.pending and len(self.running) < limit:
+                self._start(self.pending.popleft())
+            if self.running:
+                self._poll_due()
+
+    def _finish(self, result: ReloadResult) -> None:
+        self.results[result.app_id] = result
+        self.running.pop(result.app_id, None)
+        self.reporter.finished(result)
+
+    def _start(self, app_id: str) -> None:
+        self.starting = app_id
+        try:
+            record = self.api.start(app_id, partial=self.partial)
+        except QlikM2MError as error:
+            self.starting = None
+            self._finish(ReloadResult(app_id, Outcome.ERROR, error=error))
+            return
+        now = self.clock()
+        interval = self.wait.first_interval() if self.wait else 0.0
+        # Tracked before anything else can be interrupted, so Ctrl-C still reports its id.
+        running = _Running(app_id, record, now, now + interval, interval)
+        self.running[app_id] = running
+        self.starting = None
+        self.reporter.started(app_id, record)
+        if self.wait is None:
+            self._finish(ReloadResult(app_id, Outcome.STARTED, record))
+        elif is_final(str(record.get("status"))):
+            self._conclude(running, now)
+
+    def _deadline(self, running: _Running) -> float | None:
+        after = self.wait.deadline_after if self.wait else None
+        return None if after is None else running.started_at + after
+
+    def _due_at(self, running: _Running) -> float:
+        deadline = self._deadline(running)
+        # The last poll happens at the deadline itself, so a reload ending just in time counts.
+        return running.next_poll_at if deadline is None else min(running.next_poll_at, deadline)
+
+    def _poll_due(self) -> None:
+        wake = min(self._due_at(r) for r in self.running.values())
+        now = self.clock()
+        if wake > now:
+            self.sleep(wake - now)
+        for running in sorted(self.running.values(), key=self._due_at):
+            if self._due_at(running) > self.clock():
+                continue
+            try:
+                record = self.api.get(running.reload_id)
+            except QlikM2MError as error:
+                elapsed = self.clock() - running.started_at
+                self._finish(
+                    ReloadResult(running.app_id, Outcome.ERROR, running.record, elapsed, error)
+                )
+                continue
+            now = self.clock()
+            running.record = record
+            self.reporter.polled(running.app_id, record, now - running.started_at)
+            self._conclude(running, now)
+
+    def _conclude(self, running: _Running, now: float) -> None:
+        assert self.wait is not None
+        status = str(running.record.get("status"))
+        elapsed = now - running.started_at
+        if status == SUCCEEDED:
+            self._finish(ReloadResult(running.app_id, Outcome.SUCCEEDED, running.record, elapsed))
+            return
+        if status in FAILED_STATES:
+            tail = self._log_tail(running)
+            self._finish(
+                ReloadResult(running.app_id, Outcome.FAILED, running.record, elapsed, log_tail=tail)
+            )
+            return
+        deadline = self._deadline(running)
+        if deadline is not None and now >= deadline:
+            self._finish(ReloadResult(running.app_id, Outcome.TIMED_OUT, running.record, elapsed))
+            return
+        running.interval = self.wait.next_interval(running.interval)
+        running.next_poll_at = now + running.interval
+        self.running[running.app_id] = running
+
+    def _log_tail(self, running: _Running) -> tuple[str, ...]:
+        # The log only explains a failure; not getting it must not hide the failure itself.
+        try:
+            lines = self.api.log_tail(running.app_id, running.reload_id, LOG_TAIL_LINES)
+        except QlikM2MError:
+            return ()
+        return tuple(lines)
+
+    def report(self, *, interrupted: bool) -> RunReport:
+        now = self.clock()
+        results: list[ReloadResult] = []
+        for app_id in self.app_ids:
+            if app_id in self.results:
+                results.append(self.results[app_id])
+            elif app_id in self.running:
+                running = self.running[app_id]
+                results.append(
+                    ReloadResult(
+                        app_id, Outcome.INTERRUPTED, running.record, now - running.started_at
+                    )
+                )
+            elif app_id == self.starting:
+                results.append(ReloadResult(app_id, Outcome.INTERRUPTED))
+            else:
+                results.append(ReloadResult(app_id, Outcome.NOT_STARTED))
+        return RunReport(tuple(results), interrupted=interrupted)
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    """An aligned table, one row per app: app, reload, status, time, and what went wrong."""
+    rows = [("APP", "RELOAD", "STATUS", "TIME", "")]
+    for result in report.results:
+        status = result.status or "-"
+        if result.outcome in (Outcome.TIMED_OUT, Outcome.INTERRUPTED):
+            status = f"{status} ({result.outcome.value})"
+        elif result.outcome in (Outcome.NOT_STARTED, Outcome.ERROR) and not result.status:
+            status = result.outcome.value
+        note = ""
+        if result.outcome is Outcome.ERROR and result.error:
+            note = result.error.message
+        elif result.outcome is Outcome.FAILED:
+            note = str((result.record or {}).get("errorMessage") or "")
+        took = format_duration(result.elapsed) if result.record else "-"
+        rows.append((result.app_id, result.reload_id or "-", status, took, note))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, [*widths, 0], strict=True)).rstrip()
+        for row in rows
+    ]

@@ -1,0 +1,418 @@
+"""The reload scheduler against a scripted tenant and a fake clock: no sleeping, no HTTP."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pytest
+
+from qlikm2m.errors import (
+    ApiError,
+    ExitCode,
+    NetworkError,
+    ReloadFailedError,
+    UsageError,
+    WaitTimeoutError,
+)
+from qlikm2m.reloads import (
+    ADAPTIVE_FIRST_POLL,
+    ADAPTIVE_MAX_POLL,
+    Outcome,
+    PlainReporter,
+    ReloadResult,
+    RunReport,
+    WaitOptions,
+    format_duration,
+    parse_duration,
+    run_reloads,
+    summary_lines,
+    worst_exit_code,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds > 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class FakeTenant:
+    """Each app has a script: (seconds after start, status) steps; the last one sticks."""
+
+    def __init__(self, clock: FakeClock, scripts: Mapping[str, Sequence[tuple[float, str]]]):
+        self.clock = clock
+        self.scripts = scripts
+        self.started: dict[str, tuple[str, float]] = {}
+        self.gets: list[str] = []
+        self.log_requests: list[tuple[str, str]] = []
+        self.start_errors: dict[str, Exception] = {}
+        self.get_errors: dict[str, Exception] = {}
+        self.interrupt_on_get: int | None = None
+        self.partial_flags: list[bool] = []
+        self.log_lines: Sequence[str] | Exception = ("line 1", "ScriptError: field not found")
+
+    def in_flight(self) -> int:
+        return sum(1 for app, (rid, _) in self.started.items() if self._status(app) not in _FINAL)
+
+    def _status(self, app_id: str) -> str:
+        _, started = self.started[app_id]
+        status = "QUEUED"
+        for after, state in self.scripts[app_id]:
+            if self.clock.now - started >= after:
+                status = state
+        return status
+
+    def _record(self, app_id: str) -> dict[str, Any]:
+        rid, _ = self.started[app_id]
+        record: dict[str, Any] = {"id": rid, "appId": app_id, "status": self._status(app_id)}
+        if record["status"] == "FAILED":
+            record["errorMessage"] = "script error"
+            record["log"] = "Started loading\nscript error\n"
+        return record
+
+    def start(self, app_id: str, *, partial: bool) -> Mapping[str, Any]:
+        if app_id in self.start_errors:
+            raise self.start_errors[app_id]
+        self.partial_flags.append(partial)
+        self.started[app_id] = (f"r-{app_id}", self.clock.now)
+        return self._record(app_id)
+
+    def get(self, reload_id: str) -> Mapping[str, Any]:
+        self.gets.append(reload_id)
+        if self.interrupt_on_get is not None and len(self.gets) >= self.interrupt_on_get:
+            raise KeyboardInterrupt
+        app_id = reload_id.removeprefix("r-")
+        if app_id in self.get_errors:
+            raise self.get_errors[app_id]
+        return self._record(app_id)
+
+    def log_tail(self, app_id: str, reload_id: str, lines: int) -> Sequence[str]:
+        self.log_requests.append((app_id, reload_id))
+        if isinstance(self.log_lines, Exception):
+            raise self.log_lines
+        return list(self.log_lines)[-lines:]
+
+
+_FINAL = {"SUCCEEDED", "FAILED", "CANCELED", "EXCEEDED_LIMIT"}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def run(tenant: FakeTenant, clock: FakeClock, apps: Sequence[str], **wait: Any) -> RunReport:
+    return run_reloads(tenant, apps, wait=WaitOptions(**wait), clock=clock, sleep=clock.sleep)
+
+
+# --- durations ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("30m", 1800.0),
+        ("1h30m", 5400.0),
+        ("1h30m15s", 5415.0),
+        ("1.5h", 5400.0),
+        ("500ms", 0.5),
+        ("2s500ms", 2.5),
+        (" 2M ", 120.0),
+        ("0", 0.0),
+        ("0.25", 0.25),
+    ],
+)
+def test_parse_duration_accepts_the_usual_forms(text: str, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "m", "30x", "1h30", "30m1h", "1m1m", "-5", "5 minutes", "nan", "inf", "1h-5m"]
+)
+def test_parse_duration_refuses_anything_else_with_a_usage_error(text: str) -> None:
+    with pytest.raises(UsageError, match="--timeout"):
+        parse_duration(text, option="--timeout")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.4, "0.4s"), (45, "45s"), (125, "2m05s"), (3720, "1h02m")]
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text
+
+
+def test_wait_options_refuse_nonsense() -> None:
+    with pytest.raises(UsageError, match="max-parallel"):
+        WaitOptions(max_parallel=0)
+    with pytest.raises(UsageError, match="poll-interval"):
+        WaitOptions(poll_interval=0.0)
+    with pytest.raises(UsageError, match="timeout"):
+        WaitOptions(timeout=-1)
+
+
+# --- one reload ---------------------------------------------------------------------------------
+
+
+def test_without_wait_the_reload_is_started_and_never_polled(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "QUEUED")], "b": [(0, "QUEUED")]})
+    report = run_reloads(tenant, ["a", "b"], partial=True, clock=clock, sleep=clock.sleep)
+    assert [r.outcome for r in report.results] == [Outcome.STARTED, Outcome.STARTED]
+    assert [r.reload_id for r in report.results] == ["r-a", "r-b"]
+    assert tenant.gets == []
+    assert tenant.partial_flags == [True, True]
+    assert report.exit_code is ExitCode.OK
+    assert report.error() is None
+
+
+def test_wait_polls_until_succeeded(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "QUEUED"), (2, "RELOADING"), (7, "SUCCEEDED")]})
+    report = run(tenant, clock, ["a"], poll_interval=1.0)
+    (result,) = report.results
+    assert result.outcome is Outcome.SUCCEEDED
+    assert result.status == "SUCCEEDED"
+    assert result.elapsed == pytest.approx(7.0)
+    assert len(tenant.gets) == 7
+    assert report.exit_code is ExitCode.OK
+    assert tenant.log_requests == []
+
+
+def test_adaptive_polling_backs_off_to_a_ceiling(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (300, "SUCCEEDED")]})
+    report = run(tenant, clock, ["a"])
+    assert report.results[0].outcome is Outcome.SUCCEEDED
+    assert clock.sleeps[0] == pytest.approx(ADAPTIVE_FIRST_POLL)
+    assert all(b >= a for a, b in zip(clock.sleeps, clock.sleeps[1:], strict=False))
+    assert max(clock.sleeps) == pytest.approx(ADAPTIVE_MAX_POLL)
+    # Backing off keeps a 5-minute reload to a few dozen requests, not hundreds.
+    assert len(tenant.gets) < 45
+
+
+@pytest.mark.parametrize("final", ["FAILED", "CANCELED", "EXCEEDED_LIMIT"])
+def test_failed_canceled_or_over_limit_is_exit_8_with_the_log_tail(
+    clock: FakeClock, final: str
+) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (3, final)]})
+    report = run(tenant, clock, ["a"], poll_interval=1.0)
+    (result,) = report.results
+    assert result.outcome is Outcome.FAILED
+    assert result.exit_code is ExitCode.RELOAD_FAILED
+    assert tenant.log_requests == [("a", "r-a")]
+    excerpt = result.failure_excerpt()
+    assert "ScriptError: field not found" in excerpt
+    if final == "FAILED":
+        assert excerpt[-1] == "errorMessage: script error"
+    error = report.error()
+    assert isinstance(error, ReloadFailedError)
+    assert final in error.message
+    assert "r-a" in error.message
+
+
+def test_a_failure_is_reported_even_when_the_log_cannot_be_read(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (1, "FAILED")]})
+    tenant.log_lines = ApiError("404 not found")
+    report = run(tenant, clock, ["a"], poll_interval=1.0)
+    (result,) = report.results
+    assert result.outcome is Outcome.FAILED
+    # Falls back to the record's own short log and its errorMessage.
+    assert result.failure_excerpt() == ["Started loading", "script error"]
+
+
+def test_timeout_polls_at_the_deadline_then_gives_up(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (100, "SUCCEEDED")]})
+    report = run(tenant, clock, ["a"], poll_interval=4.0, timeout=10.0)
+    (result,) = report.results
+    assert result.outcome is Outcome.TIMED_OUT
+    assert result.status == "RELOADING"
+    assert result.elapsed == pytest.approx(10.0)
+    # Polls at 4 and 8, then one last look exactly at the deadline rather than at 12.
+    assert clock.sleeps == pytest.approx([4.0, 4.0, 2.0])
+    error = report.error()
+    assert isinstance(error, WaitTimeoutError)
+    assert error.exit_code == 9
+    assert "r-a" in error.message
+    assert "server-side" in error.message
+
+
+def test_a_reload_ending_exactly_at_the_deadline_counts(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (10, "SUCCEEDED")]})
+    report = run(tenant, clock, ["a"], poll_interval=4.0, timeout=10.0)
+    assert report.results[0].outcome is Outcome.SUCCEEDED
+
+
+def test_timeout_zero_waits_without_limit(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (7200, "SUCCEEDED")]})
+    report = run(tenant, clock, ["a"], poll_interval=60.0, timeout=0)
+    assert report.results[0].outcome is Outcome.SUCCEEDED
+
+
+def test_an_unknown_status_keeps_the_wait_going(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "WARMING_UP"), (3, "SUCCEEDED")]})
+    report = run(tenant, clock, ["a"], poll_interval=1.0)
+    assert report.results[0].outcome is Outcome.SUCCEEDED
+
+
+def test_start_refused_is_that_error(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "QUEUED")]})
+    refused = ApiError("app a not found")
+    tenant.start_errors["a"] = refused
+    report = run(tenant, clock, ["a"])
+    assert report.results[0].outcome is Outcome.ERROR
+    assert report.error() is refused
+    assert report.exit_code is ExitCode.API
+
+
+def test_an_error_while_polling_ends_that_reload_only(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (3, "SUCCEEDED")], "b": [(0, "RELOADING")]})
+    tenant.get_errors["b"] = NetworkError("gave up after retries")
+    report = run(tenant, clock, ["a", "b"], poll_interval=1.0)
+    a, b = report.results
+    assert a.outcome is Outcome.SUCCEEDED
+    assert b.outcome is Outcome.ERROR
+    assert b.reload_id == "r-b"
+    assert report.exit_code is ExitCode.NETWORK
+
+
+# --- several apps -------------------------------------------------------------------------------
+
+
+def test_several_apps_run_concurrently_within_max_parallel(clock: FakeClock) -> None:
+    scripts = {
+        f"app{i}": [(0, "QUEUED"), (1, "RELOADING"), (2 + i % 3, "SUCCEEDED")] for i in range(7)
+    }
+    tenant = FakeTenant(clock, scripts)
+    peak = 0
+    original_get = tenant.get
+
+    def counting_get(reload_id: str) -> Mapping[str, Any]:
+        nonlocal peak
+        peak = max(peak, tenant.in_flight())
+        return original_get(reload_id)
+
+    tenant.get = counting_get  # type: ignore[method-assign]
+    report = run(tenant, clock, list(scripts), poll_interval=0.5, max_parallel=3)
+    assert [r.app_id for r in report.results] == list(scripts)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    assert peak == 3
+    # Concurrent: 7 reloads of 2-4 s each, 3 at a time, end well before 7 sequential ones would.
+    assert clock.now - 1000.0 < sum(2 + i % 3 for i in range(7))
+
+
+def test_with_max_parallel_one_they_run_one_after_the_other(clock: FakeClock) -> None:
+    scripts = {name: [(0, "RELOADING"), (2, "SUCCEEDED")] for name in "abc"}
+    tenant = FakeTenant(clock, scripts)
+    report = run(tenant, clock, list(scripts), poll_interval=1.0, max_parallel=1)
+    starts = sorted(started for _, started in tenant.started.values())
+    assert starts == pytest.approx([1000.0, 1002.0, 1004.0])
+    assert report.exit_code is ExitCode.OK
+
+
+def test_exit_code_is_the_worst_and_the_error_summarises(clock: FakeClock) -> None:
+    tenant = FakeTenant(
+        clock,
+        {
+            "ok": [(0, "RELOADING"), (1, "SUCCEEDED")],
+            "bad": [(0, "RELOADING"), (1, "FAILED")],
+            "slow": [(0, "RELOADING")],
+        },
+    )
+    report = run(tenant, clock, ["ok", "bad", "slow"], poll_interval=1.0, timeout=5.0)
+    assert [r.outcome for r in report.results] == [
+        Outcome.SUCCEEDED,
+        Outcome.FAILED,
+        Outcome.TIMED_OUT,
+    ]
+    assert report.exit_code is ExitCode.RELOAD_FAILED
+    error = report.error()
+    assert isinstance(error, ReloadFailedError)
+    assert "3 reloads" in error.message
+    assert "1 failed" in error.message
+    assert "1 timed out" in error.message
+
+
+def test_worst_exit_code_ranking() -> None:
+    assert worst_exit_code([]) is ExitCode.OK
+    assert worst_exit_code([ExitCode.OK, ExitCode.WAIT_TIMEOUT]) is ExitCode.WAIT_TIMEOUT
+    assert worst_exit_code([ExitCode.WAIT_TIMEOUT, ExitCode.RELOAD_FAILED]) == 8
+    assert worst_exit_code([ExitCode.RELOAD_FAILED, ExitCode.API]) is ExitCode.API
+    assert worst_exit_code([ExitCode.AUTH, ExitCode.INTERRUPTED]) is ExitCode.INTERRUPTED
+
+
+def test_ctrl_c_reports_running_reloads_with_their_ids(clock: FakeClock) -> None:
+    scripts = {name: [(0, "RELOADING")] for name in "abc"}
+    tenant = FakeTenant(clock, scripts)
+    tenant.interrupt_on_get = 3
+    report = run(tenant, clock, ["a", "b", "c"], poll_interval=1.0, max_parallel=2)
+    assert report.interrupted
+    a, b, c = report.results
+    assert a.outcome is Outcome.INTERRUPTED
+    assert a.reload_id == "r-a"
+    assert b.outcome is Outcome.INTERRUPTED
+    assert b.reload_id == "r-b"
+    assert c.outcome is Outcome.NOT_STARTED
+    assert report.exit_code is ExitCode.INTERRUPTED
+
+
+def test_ctrl_c_while_starting_says_a_reload_may_exist(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "QUEUED")]})
+    tenant.start_errors["a"] = KeyboardInterrupt()
+    report = run(tenant, clock, ["a"])
+    assert report.interrupted
+    assert report.results[0].outcome is Outcome.INTERRUPTED
+    assert report.results[0].reload_id is None
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+def test_plain_reporter_prints_changes_and_a_heartbeat_only(clock: FakeClock) -> None:
+    stream = io.StringIO()
+    tenant = FakeTenant(clock, {"a": [(0, "QUEUED"), (3, "RELOADING"), (200, "SUCCEEDED")]})
+    run_reloads(
+        tenant,
+        ["a"],
+        wait=WaitOptions(poll_interval=1.0),
+        reporter=PlainReporter(stream, heartbeat=60.0),
+        clock=clock,
+        sleep=clock.sleep,
+    )
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "app a: reload r-a started (QUEUED)"
+    assert "app a: RELOADING after 3s" in lines
+    heartbeats = [line for line in lines if line.startswith("app a: RELOADING")]
+    # 197 s of RELOADING: the change itself and a heartbeat about once a minute, not 197 lines.
+    assert 3 <= len(heartbeats) <= 5
+    assert lines[-1] == "app a: reload r-a SUCCEEDED in 3m20s"
+
+
+def test_summary_lines_align_one_row_per_app() -> None:
+    report = RunReport(
+        (
+            ReloadResult("a", Outcome.SUCCEEDED, {"id": "r1", "status": "SUCCEEDED"}, 12.0),
+            ReloadResult(
+                "bb",
+                Outcome.FAILED,
+                {"id": "r22", "status": "FAILED", "errorMessage": "boom"},
+                3.0,
+            ),
+            ReloadResult("c", Outcome.ERROR, error=ApiError("not found")),
+        )
+    )
+    lines = summary_lines(report)
+    assert lines[0].split() == ["APP", "RELOAD", "STATUS", "TIME"]
+    assert lines[1].split() == ["a", "r1", "SUCCEEDED", "12s"]
+    assert lines[2].split() == ["bb", "r22", "FAILED", "3s", "boom"]
+    assert lines[3].split()[:4] == ["c", "-", "error", "-"]
+    assert lines[3].endswith("not found")
+    assert lines[1].index("r1") == lines[2].index("r22") == lines[0].index("RELOAD")
