@@ -1,0 +1,20 @@
+"""A local Qlik Cloud tenant for tests, demos and dry runs of CI scripts (docs/sandbox.md).
+
+Self-contained on purpose: it imports nothing from the rest of qlikm2m and only the standard
+library, so it can be trusted as an independent model of the real service.
+"""
+
+from __future__ import annotations
+
+from qlikm2m.sandbox.config import ClientSpec, SandboxConfig, SandboxConfigError
+from qlikm2m.sandbox.forcing import ForcedResponse, forced_response
+from qlikm2m.sandbox.server import Sandbox
+
+__all__ = [
+    "ClientSpec",
+    "ForcedResponse",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxConfigError",
+    "forced_response",
+]

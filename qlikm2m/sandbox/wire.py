@@ -1,0 +1,99 @@
+"""Small wire-format helpers: timestamps, JSON bodies and Qlik's per-service error shapes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+# Each Qlik service shapes `errors[].status` its own way (see qlik-wire-notes.md and the specs):
+# a number in users, a string in oauth and tenants, absent elsewhere; items adds meta flags.
+Service = Literal["oauth", "users", "tenants", "spaces", "items", "apps", "reloads", "other"]
+
+JSON_TYPE = "application/json; charset=utf-8"
+HTML_TYPE = "text/html; charset=utf-8"
+
+
+@dataclass
+class Response:
+    """A complete answer; streamed and stalled bodies are forced responses, not this."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def iso(ts: float) -> str:
+    """Qlik's timestamp format: UTC with milliseconds and a Z."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_date(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def trace_id() -> str:
+    return secrets.token_hex(16)
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
+    return Response(status, dumps(obj), JSON_TYPE, list(headers or []))
+
+
+def error_body(
+    service: Service,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    parameter: str | None = None,
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "title": title}
+    if detail:
+        error["detail"] = detail
+    if service == "users":
+        error["status"] = status
+    elif service in ("oauth", "tenants"):
+        error["status"] = str(status)
+    if parameter:
+        if service == "spaces":
+            error["meta"] = {"source": {"parameter": parameter}}
+        elif service in ("users", "tenants", "apps"):
+            error["source"] = {"parameter": parameter}
+    if service == "items":
+        error["meta"] = {
+            "fault": status >= 500,
+            "temporary": status in (429, 503),
+            "timeout": False,
+        }
+    return {"errors": [error], "traceId": trace_id()}
+
+
+def error_response(
+    service: Service,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    *,
+    parameter: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> Response:
+    body = error_body(service, status, code, title, detail, parameter=parameter)
+    return json_response(status, body, headers)
+
+
+def redirect_response(status: int, location: str) -> Response:
+    # Go's http.Redirect body, which is what Qlik's services send with their 301/302.
+    reason = "Moved Permanently" if status == 301 else "Found"
+    body = f'<a href="{location}">{reason}</a>.\n\n'.encode()
+    return Response(status, body, HTML_TYPE, [("Location", location)])
