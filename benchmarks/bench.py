@@ -1,0 +1,1017 @@
+"""The benchmark harness behind benchmarks/run.sh: qlikm2m against Qlik's own clients.
+
+Everything runs against the built-in sandbox tenant over HTTPS on loopback. Contenders are
+interleaved run by run (a fresh random order each round), so a noisy neighbour or a CPU-frequency
+change hits all of them alike; each section reports medians with p10/p90. Results go to a
+Markdown file (benchmarks/RESULTS.md for a full run).
+
+Only the standard library plus trustme (from the project's test extras) is imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / ".work"
+CLIENTS = HERE / "clients"
+
+TOKEN_KEY = "POST /oauth/token"
+TENANT_ME = "/api/v1/tenants/me"
+
+# Modules whose import cost explains a start-up figure; importtime tables list the biggest.
+IMPORTTIME_TOP = 8
+
+
+# --------------------------------------------------------------------------------------------
+# Options
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int  # tenant me latency: runs of each contender
+    startup_rounds: int
+    sequential: int  # token economy: commands run one after another
+    parallel: int  # ... and all at once
+    items: tuple[int, ...]  # listing at scale: sandbox sizes
+    listing_runs: int
+    sections: tuple[str, ...]
+    seed: int
+
+
+SECTIONS = ("latency", "startup", "tokens", "listing")
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Plan]:
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.sh",
+        description="Benchmark qlikm2m against qlik-sdk, @qlik/api, curl and the standard library.",
+    )
+    parser.add_argument("--quick", action="store_true", help="few runs of each: a smoke test")
+    parser.add_argument("--rounds", type=int, help="tenant me runs per contender (full: 41)")
+    parser.add_argument("--startup-rounds", type=int, help="start-up runs per contender (full: 61)")
+    parser.add_argument("--sequential", type=int, help="token economy: sequential commands (100)")
+    parser.add_argument("--parallel", type=int, help="token economy: parallel commands (16)")
+    parser.add_argument(
+        "--items", help="listing: comma-separated sandbox sizes (full: 10000,100000)"
+    )
+    parser.add_argument("--listing-runs", type=int, help="listing runs per size (full: 3)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)}",
+    )
+    parser.add_argument("--seed", type=int, default=5, help="seed of the interleaving order")
+    parser.add_argument("--output", type=Path, help="Markdown file to write")
+    parser.add_argument("--venv", type=Path, required=True, help="the project's venv")
+    parser.add_argument("--sdk-python", type=Path, required=True, help="python of qlik-sdk's venv")
+    parser.add_argument("--node-dir", type=Path, required=True, help="npm project with @qlik/api")
+    args = parser.parse_args(argv)
+    quick = args.quick
+
+    def pick(value: int | None, full: int, fast: int) -> int:
+        if value is not None:
+            return value
+        return fast if quick else full
+
+    sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    items_text = args.items or ("2000,10000" if quick else "10000,100000")
+    plan = Plan(
+        rounds=pick(args.rounds, 41, 5),
+        startup_rounds=pick(args.startup_rounds, 61, 7),
+        sequential=pick(args.sequential, 100, 20),
+        parallel=pick(args.parallel, 16, 16),
+        items=tuple(int(n) for n in items_text.split(",")),
+        listing_runs=pick(args.listing_runs, 3, 1),
+        sections=sections,
+        seed=args.seed,
+    )
+    if args.output is None:
+        args.output = WORK / "RESULTS-quick.md" if quick else HERE / "RESULTS.md"
+    return args, plan
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
+    sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# Running one command
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    returncode: int
+    stdout_head: bytes  # the first 64 KiB, to check the answer
+    stdout_lines: int
+    stdout_bytes: int
+    stderr: str
+    max_rss_kib: int  # peak resident set of the process (wait4's ru_maxrss)
+
+
+def run_once(argv: Sequence[str], env: Mapping[str, str], *, keep: int = 1 << 16) -> Run:
+    """Run a command with its output piped, as a script would, and time it to its exit.
+
+    The output is read as it comes (counting lines) so a large listing never waits on a full
+    pipe; the child is reaped with wait4 to get its own peak RSS.
+    """
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=dict(env)
+        )
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        head = bytearray()
+        lines = total = 0
+        while chunk := os.read(fd, 1 << 20):
+            lines += chunk.count(b"\n")
+            total += len(chunk)
+            if len(head) < keep:
+                head += chunk[: keep - len(head)]
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.stdout.close()
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    return Run(seconds, proc.returncode, bytes(head), lines, total, stderr, usage.ru_maxrss)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def check(run: Run, what: str, *, expect: str | None = None) -> Run:
+    if run.returncode != 0:
+        raise BenchError(f"{what} failed (exit {run.returncode}): {run.stderr.strip()[-2000:]}")
+    if expect is not None and expect.encode() not in run.stdout_head:
+        raise BenchError(f"{what}: {expect!r} not in its output: {run.stdout_head[:500]!r}")
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# Statistics
+
+
+@dataclass(frozen=True)
+class Stats:
+    n: int
+    median: float
+    p10: float
+    p90: float
+    minimum: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stats:
+        ordered = sorted(values)
+        return cls(
+            len(ordered),
+            statistics.median(ordered),
+            percentile(ordered, 10),
+            percentile(ordered, 90),
+            ordered[0],
+        )
+
+
+def percentile(ordered: Sequence[float], pct: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * pct / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+# --------------------------------------------------------------------------------------------
+# TLS and the sandbox
+
+
+@dataclass(frozen=True)
+class Tls:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls(folder: Path) -> Tls:
+    import trustme
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="qlikm2m benchmark CA")
+    server = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    tls = Tls(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    ca.cert_pem.write_to_path(str(tls.ca))
+    server.private_key_pem.write_to_path(str(tls.key))
+    with tls.cert.open("wb") as out:
+        for pem in server.cert_chain_pems:
+            out.write(pem.bytes())
+    tls.key.chmod(0o600)
+    return tls
+
+
+@dataclass
+class Sandbox:
+    proc: subprocess.Popen[bytes]
+    settings: dict[str, str]
+    tls: Tls
+    log_path: Path
+    _drain: threading.Thread | None = None
+    _ssl: ssl.SSLContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._ssl = ssl.create_default_context(cafile=str(self.tls.ca))
+
+    @property
+    def url(self) -> str:
+        return self.settings["QLIK_SERVER"].rstrip("/")
+
+    def _open(self, request: urllib.request.Request) -> bytes:
+        with urllib.request.urlopen(request, context=self._ssl, timeout=30) as response:
+            body: bytes = response.read()
+            return body
+
+    def counters(self) -> dict[str, int]:
+        """Requests per endpoint ("POST /oauth/token": n, ...), from the control API."""
+        data = json.loads(self._open(urllib.request.Request(self.url + CONTROL_COUNTERS)))
+        counts = data.get("counters", data) if isinstance(data, dict) else {}
+        return {str(k): int(v) for k, v in counts.items() if isinstance(v, int)}
+
+    def count(self, key: str) -> int:
+        return self.counters().get(key, 0)
+
+    def mint_token(self) -> str:
+        """A token for the curl and standard-library floors, minted by hand like a script would."""
+        body = json.dumps(
+            {
+                "client_id": self.settings["QLIK_CLIENT_ID"],
+                "client_secret": self.settings["QLIK_CLIENT_SECRET"],
+                "grant_type": "client_credentials",
+            }
+        ).encode()
+        request = urllib.request.Request(
+            self.url + "/oauth/token",
+            data=body,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            method="POST",
+        )
+        token: str = json.loads(self._open(request))["access_token"]
+        return token
+
+    def get_json(self, path: str, token: str) -> object:
+        request = urllib.request.Request(
+            self.url + path, headers={"Authorization": f"Bearer {token}"}
+        )
+        return json.loads(self._open(request))
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+
+
+# The control API's counters endpoint (docs/sandbox.md).
+CONTROL_COUNTERS = "/_sandbox/counters"
+
+
+@contextmanager
+def sandbox(
+    qlikm2m: Path, tls: Tls, env: Mapping[str, str], *, items: int | None = None
+) -> Iterator[Sandbox]:
+    argv = [
+        str(qlikm2m),
+        "sandbox",
+        "serve",
+        "--port",
+        "0",
+        "--tls-cert",
+        str(tls.cert),
+        "--tls-key",
+        str(tls.key),
+        "--tls-ca",
+        str(tls.ca),
+    ]
+    if items is not None:
+        argv += ["--items", str(items)]
+    log_path = WORK / f"sandbox-{items if items is not None else 'default'}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log_file, env=dict(env)
+        )
+    assert proc.stdout is not None
+    settings: dict[str, str] = {}
+    deadline = time.monotonic() + 120
+    # The sandbox prints its export-ready QLIK_* settings first, the client secret last of them.
+    while "QLIK_CLIENT_SECRET" not in settings:
+        line = proc.stdout.readline()
+        if not line or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise BenchError(
+                f"the sandbox did not start: {log_path.read_text(errors='replace')[-2000:]}"
+            )
+        text = line.decode(errors="replace").strip()
+        if text.startswith("export "):
+            text = text[len("export ") :]
+        name, sep, value = text.partition("=")
+        if sep and name.startswith("QLIK_"):
+            settings[name] = value.strip().strip("'\"")
+    box = Sandbox(proc, settings, tls, log_path)
+    stdout = proc.stdout
+
+    def drain() -> None:
+        with log_path.open("ab") as out:
+            for line in stdout:
+                out.write(line)
+
+    box._drain = threading.Thread(target=drain, daemon=True)
+    box._drain.start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+# --------------------------------------------------------------------------------------------
+# The contenders
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    argv: tuple[str, ...]
+    env: Mapping[str, str]
+    expect: str | None = None  # a string its output must hold
+    # Called before each run, outside the timing; returns an env overlay (e.g. a fresh cache dir).
+    prepare: Callable[[], Mapping[str, str]] | None = None
+
+
+@dataclass
+class Tools:
+    venv: Path
+    sdk_python: Path
+    node_dir: Path
+
+    @property
+    def python(self) -> Path:
+        return self.venv / "bin" / "python"
+
+    @property
+    def qlikm2m(self) -> Path:
+        return self.venv / "bin" / "qlikm2m"
+
+
+def base_env(work: Path) -> dict[str, str]:
+    """The caller's environment minus anything that would change what is measured."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QLIK_", "QLIKM2M_"))
+        and k.lower() not in {"http_proxy", "https_proxy", "all_proxy"}
+        and k
+        not in {"REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "CURL_CA_BUNDLE"}
+    }
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost,::1"
+    env["QLIKM2M_CONFIG_DIR"] = str(work / "config")
+    env["QLIKM2M_CACHE_DIR"] = str(work / "cache-unused")
+    # Start-up figures include reading cached bytecode, as on any installed machine.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+class FreshDirs:
+    """Throwaway folders for cold runs (a new token cache each time), removed at the end."""
+
+    def __init__(self, parent: Path) -> None:
+        self.parent = parent
+        parent.mkdir(parents=True, exist_ok=True)
+
+    def new(self) -> Path:
+        return Path(tempfile.mkdtemp(prefix="cache-", dir=self.parent))
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.parent, ignore_errors=True)
+
+
+def tenant_me_contenders(
+    tools: Tools, box: Sandbox, env: Mapping[str, str], fresh: FreshDirs
+) -> tuple[list[Contender], str]:
+    token = box.mint_token()
+    tenant = box.get_json(TENANT_ME, token)
+    tenant_id = str(tenant["id"]) if isinstance(tenant, dict) else ""
+    if not tenant_id:
+        raise BenchError(f"tenants/me gave no id: {tenant!r}")
+    creds = {k: box.settings[k] for k in ("QLIK_SERVER", "QLIK_CLIENT_ID", "QLIK_CLIENT_SECRET")}
+    ca = str(box.tls.ca)
+    ours = {**env, **creds, "QLIK_CA_BUNDLE": ca}
+    warm_cache = fresh.new()
+    warm_env = {**ours, "QLIKM2M_CACHE_DIR": str(warm_cache)}
+    # Fill the warm cache once; every timed warm run then reuses that token.
+    check(run_once([str(tools.qlikm2m), "tenant", "me"], warm_env), "warming qlikm2m's cache")
+    curl_argv = (
+        "curl",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--location",
+        "--cacert",
+        ca,
+        "--header",
+        f"Authorization: Bearer {token}",
+        box.url + TENANT_ME,
+    )
+    contenders = [
+        Contender(
+            "qlikm2m tenant me (warm)",
+            (str(tools.qlikm2m), "tenant", "me"),
+            warm_env,
+            tenant_id,
+        ),
+        Contender(
+            "qlikm2m tenant me (cold)",
+            (str(tools.qlikm2m), "tenant", "me"),
+            ours,
+            tenant_id,
+            prepare=lambda: {"QLIKM2M_CACHE_DIR": str(fresh.new())},
+        ),
+        Contender(
+            "qlik-sdk (Python)",
+            (str(tools.sdk_python), str(CLIENTS / "qlik_sdk_tenant_me.py")),
+            {**env, **creds, "REQUESTS_CA_BUNDLE": ca},
+            tenant_id,
+        ),
+        Contender(
+            "@qlik/api (Node)",
+            ("node", str(tools.node_dir / "qlik_api_tenant_me.mjs")),
+            {**env, **creds, "NODE_EXTRA_CA_CERTS": ca},
+            tenant_id,
+        ),
+        Contender("floor: curl", curl_argv, env, tenant_id),
+        Contender(
+            "floor: python3 stdlib",
+            (str(tools.python), str(CLIENTS / "stdlib_tenant_me.py")),
+            {
+                **env,
+                "QLIK_SERVER": box.url,
+                "QLIK_ACCESS_TOKEN": token,
+                "QLIK_CA_BUNDLE": ca,
+            },
+            tenant_id,
+        ),
+    ]
+    return contenders, tenant_id
+
+
+def interleave(
+    contenders: Sequence[Contender], rounds: int, rng: random.Random, *, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Each round runs every contender once, in a fresh random order; returns wall times."""
+    times: dict[str, list[float]] = {c.name: [] for c in contenders}
+    for round_no in range(-warmup, rounds):
+        order = list(contenders)
+        rng.shuffle(order)
+        for contender in order:
+            env = dict(contender.env)
+            if contender.prepare is not None:
+                env.update(contender.prepare())
+            run = check(run_once(contender.argv, env), contender.name, expect=contender.expect)
+            if round_no >= 0:
+                times[contender.name].append(run.seconds)
+        if round_no >= 0 and (round_no + 1) % 10 == 0:
+            log(f"  round {round_no + 1}/{rounds}")
+    return times
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass
+class Report:
+    plan: Plan
+    machine: dict[str, str] = field(default_factory=dict)
+    latency: dict[str, Stats] = field(default_factory=dict)
+    startup: dict[str, Stats] = field(default_factory=dict)
+    tokens: list[dict[str, object]] = field(default_factory=list)
+    listing: list[dict[str, object]] = field(default_factory=list)
+    importtime: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    importtime_totals: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def section_latency(
+    report: Report, tools: Tools, box: Sandbox, env: Mapping[str, str], fresh: FreshDirs
+) -> None:
+    contenders, _ = tenant_me_contenders(tools, box, env, fresh)
+    log(f"latency: {len(contenders)} contenders x {report.plan.rounds} rounds, interleaved")
+    times = interleave(contenders, report.plan.rounds, random.Random(report.plan.seed))
+    report.latency = {name: Stats.of(values) for name, values in times.items()}
+
+
+def section_startup(report: Report, tools: Tools, env: Mapping[str, str]) -> None:
+    python = str(tools.python)
+    qlikm2m = str(tools.qlikm2m)
+    contenders = [
+        Contender("qlikm2m --version", (qlikm2m, "--version"), env, "qlikm2m"),
+        Contender("qlikm2m --help", (qlikm2m, "--help"), env, "Usage"),
+        Contender("python3 -c pass", (python, "-c", "pass"), env),
+        Contender('python3 -c "import requests"', (python, "-c", "import requests"), env),
+    ]
+    log(f"start-up: {len(contenders)} contenders x {report.plan.startup_rounds} rounds")
+    times = interleave(contenders, report.plan.startup_rounds, random.Random(report.plan.seed + 1))
+    report.startup = {name: Stats.of(values) for name, values in times.items()}
+
+
+def importtime_profile(python: Path, argv: Sequence[str], env: Mapping[str, str]) -> Run:
+    return run_once([str(python), "-X", "importtime", *argv], env)
+
+
+IMPORTTIME_LINE = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)")
+
+
+def parse_importtime(stderr: str) -> tuple[list[tuple[str, int]], int]:
+    """Top-level imports with their cumulative microseconds, biggest first, and the total."""
+    top: list[tuple[str, int]] = []
+    total = 0
+    for line in stderr.splitlines():
+        match = IMPORTTIME_LINE.match(line)
+        if not match:
+            continue
+        self_us, cumulative, indent, name = match.groups()
+        total += int(self_us)
+        if len(indent) <= 1:
+            top.append((name, int(cumulative)))
+    top.sort(key=lambda item: item[1], reverse=True)
+    return top, total
+
+
+def section_importtime(
+    report: Report, tools: Tools, env: Mapping[str, str], warm_env: Mapping[str, str] | None
+) -> None:
+    """Where start-up time goes, per `python -X importtime` (slower than a plain run)."""
+    qlikm2m = str(tools.qlikm2m)
+    cases: list[tuple[str, Sequence[str], Mapping[str, str]]] = [
+        ("qlikm2m --version", (qlikm2m, "--version"), env),
+        ("qlikm2m --help", (qlikm2m, "--help"), env),
+        ('python3 -c "import requests"', ("-c", "import requests"), env),
+    ]
+    if warm_env is not None:
+        cases.append(("qlikm2m tenant me (warm)", (qlikm2m, "tenant", "me"), warm_env))
+    for name, argv, case_env in cases:
+        # Best of five: importtime figures are noisy too.
+        best: tuple[list[tuple[str, int]], int] | None = None
+        for _ in range(5):
+            run = check(importtime_profile(tools.python, argv, case_env), f"importtime {name}")
+            parsed = parse_importtime(run.stderr)
+            if best is None or parsed[1] < best[1]:
+                best = parsed
+        assert best is not None
+        report.importtime[name] = best[0][:IMPORTTIME_TOP]
+        report.importtime_totals[name] = best[1]
+
+
+def run_parallel(contender: Contender, env: Mapping[str, str], count: int) -> list[Run]:
+    """Start `count` runs at the same moment (a barrier), as a CI matrix would; all must pass."""
+    barrier = threading.Barrier(count)
+    results: list[Run | BaseException] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        barrier.wait()
+        try:
+            outcome: Run | BaseException = check(
+                run_once(contender.argv, env), contender.name, expect=contender.expect
+            )
+        except BaseException as error:
+            outcome = error
+        with lock:
+            results.append(outcome)
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        raise BenchError(f"{contender.name}: {len(failures)} parallel runs failed: {failures[0]}")
+    return [r for r in results if isinstance(r, Run)]
+
+
+def section_tokens(
+    report: Report, tools: Tools, box: Sandbox, env: Mapping[str, str], fresh: FreshDirs
+) -> None:
+    contenders, _ = tenant_me_contenders(tools, box, env, fresh)
+    wanted = {"qlikm2m tenant me (cold)", "qlik-sdk (Python)", "@qlik/api (Node)"}
+    chosen = [c for c in contenders if c.name in wanted]
+    plan = report.plan
+    for contender in chosen:
+        # One fresh token cache for the whole batch: qlikm2m starts cold, then shares it.
+        batch_env = dict(contender.env)
+        if contender.prepare is not None:
+            batch_env.update(contender.prepare())
+        name = contender.name.replace("tenant me (cold)", "tenant me")
+        log(f"tokens: {plan.sequential} sequential, {name}")
+        before = box.count(TOKEN_KEY)
+        start = time.perf_counter()
+        for _ in range(plan.sequential):
+            check(run_once(contender.argv, batch_env), name, expect=contender.expect)
+        sequential_seconds = time.perf_counter() - start
+        sequential_tokens = box.count(TOKEN_KEY) - before
+
+        batch_env = dict(contender.env)
+        if contender.prepare is not None:
+            batch_env.update(contender.prepare())
+        log(f"tokens: {plan.parallel} parallel, {name}")
+        before = box.count(TOKEN_KEY)
+        start = time.perf_counter()
+        run_parallel(contender, batch_env, plan.parallel)
+        parallel_seconds = time.perf_counter() - start
+        parallel_tokens = box.count(TOKEN_KEY) - before
+        report.tokens.append(
+            {
+                "name": name,
+                "sequential": plan.sequential,
+                "sequential_tokens": sequential_tokens,
+                "sequential_seconds": sequential_seconds,
+                "parallel": plan.parallel,
+                "parallel_tokens": parallel_tokens,
+                "parallel_seconds": parallel_seconds,
+            }
+        )
+
+
+def section_listing(
+    report: Report, tools: Tools, tls: Tls, env: Mapping[str, str], fresh: FreshDirs
+) -> None:
+    for size in report.plan.items:
+        log(f"listing: starting a sandbox with {size} items")
+        with sandbox(tools.qlikm2m, tls, env, items=size) as box:
+            run_env = {
+                **env,
+                "QLIK_SERVER": box.url,
+                "QLIK_CLIENT_ID": box.settings["QLIK_CLIENT_ID"],
+                "QLIK_CLIENT_SECRET": box.settings["QLIK_CLIENT_SECRET"],
+                "QLIK_CA_BUNDLE": str(tls.ca),
+                "QLIKM2M_CACHE_DIR": str(fresh.new()),
+            }
+            argv = [str(tools.qlikm2m), *LISTING_ARGS]
+            # Warm the token cache (and the sandbox) with one small page first.
+            check(run_once([str(tools.qlikm2m), "api", "v1/items"], run_env), "warming listing")
+            runs: list[Run] = []
+            for attempt in range(report.plan.listing_runs):
+                run = check(run_once(argv, run_env), f"listing {size} items")
+                if run.stdout_lines != size:
+                    raise BenchError(
+                        f"listing {size} items printed {run.stdout_lines} lines: "
+                        f"{run.stderr[-1000:]}"
+                    )
+                runs.append(run)
+                log(f"  run {attempt + 1}: {run.seconds:.2f} s, {run.max_rss_kib / 1024:.1f} MiB")
+        seconds = Stats.of([r.seconds for r in runs])
+        report.listing.append(
+            {
+                "items": size,
+                "runs": len(runs),
+                "seconds": seconds,
+                "items_per_s": size / seconds.median,
+                "rss_mib": max(r.max_rss_kib for r in runs) / 1024,
+                "bytes": runs[0].stdout_bytes,
+            }
+        )
+
+
+# Pages of 100, the API's maximum, so the page count is what a script would pay for.
+LISTING_ARGS = ("api", "v1/items", "--paginate", "--ndjson", "--param", "limit=100")
+
+
+# --------------------------------------------------------------------------------------------
+# Machine and versions
+
+
+def command_output(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    try:
+        done = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=60, env=dict(env or os.environ)
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"unavailable ({error})"
+    return (done.stdout or done.stderr).strip()
+
+
+def describe_machine(tools: Tools, env: Mapping[str, str]) -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = command_output(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    dirty = command_output(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"]
+    )
+    versions_code = (
+        "import importlib.metadata as m\n"
+        "for n in ('qlikm2m','typer','click','requests','urllib3','truststore','rich','keyring'):\n"
+        "    print(n, m.version(n))\n"
+    )
+    project = command_output([str(tools.python), "-c", versions_code], env)
+    sdk = command_output(
+        [
+            str(tools.sdk_python),
+            "-c",
+            "import importlib.metadata as m\n"
+            "for n in ('qlik-sdk','requests','urllib3'):\n    print(n, m.version(n))",
+        ],
+        env,
+    )
+    api_version = "unknown"
+    with suppress(OSError, ValueError, KeyError):
+        api_version = json.loads(
+            (tools.node_dir / "node_modules/@qlik/api/package.json").read_text()
+        )["version"]
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit
+        + (
+            f" (work tree: {len(dirty.splitlines())} files with uncommitted changes)"
+            if dirty
+            else ""
+        ),
+        "machine": f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs "
+        f"(nproc {command_output(['nproc'])}), {cpu}",
+        "load": " / ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "python": command_output([str(tools.python), "--version"]),
+        "node": command_output(["node", "--version"]),
+        "curl": command_output(["curl", "--version"]).splitlines()[0],
+        "project packages": ", ".join(project.splitlines()),
+        "qlik-sdk venv": ", ".join(sdk.splitlines()),
+        "@qlik/api": api_version,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+
+def verdict(ours: Stats, theirs: Stats, label: str) -> str:
+    diff = ours.median - theirs.median
+    if diff <= 0:
+        return f"**met**: {ms(ours.median)} ms vs {label} {ms(theirs.median)} ms ({ms(-diff)} ms faster, {-diff / theirs.median:.0%})"
+    return f"**missed** by {ms(diff)} ms ({diff / theirs.median:.0%}): {ms(ours.median)} ms vs {label} {ms(theirs.median)} ms"
+
+
+def stats_table(rows: Mapping[str, Stats], floor: str | None = None) -> list[str]:
+    lines = ["| command | median ms | p10 ms | p90 ms | min ms | runs |"]
+    if floor:
+        lines[0] = lines[0][:-1] + f" × {floor} |"
+    lines.append("|" + "---|" * (lines[0].count("|") - 1))
+    base = rows.get(floor) if floor else None
+    for name, stats in rows.items():
+        cells = [
+            f"`{name}`" if name.startswith(("qlikm2m", "python3")) else name,
+            ms(stats.median),
+            ms(stats.p10),
+            ms(stats.p90),
+            ms(stats.minimum),
+            str(stats.n),
+        ]
+        if base is not None:
+            cells.append(f"{stats.median / base.median:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def importtime_lines(report: Report, name: str) -> list[str]:
+    top = report.importtime.get(name)
+    if not top:
+        return []
+    total = report.importtime_totals[name]
+    parts = ", ".join(f"`{module}` {us / 1000:.1f}" for module, us in top)
+    return [f"- `{name}`: all imports {total / 1000:.1f} ms; biggest top-level (ms): {parts}"]
+
+
+def render(report: Report) -> str:
+    plan = report.plan
+    out: list[str] = ["# Benchmark results", ""]
+    out += [
+        "Written by `benchmarks/run.sh` (see benchmarks/README.md for what each figure means).",
+        "All requests go to the built-in sandbox tenant over HTTPS on loopback; every contender",
+        "runs as a separate process with its output piped, interleaved run by run in a random order",
+        "each round. Times are wall-clock from spawn to exit.",
+        "",
+    ]
+    for key, value in report.machine.items():
+        out.append(f"- **{key}**: {value}")
+    out.append(
+        f"- **plan**: {plan.rounds} rounds of tenant me, {plan.startup_rounds} of start-up, "
+        f"{plan.sequential} sequential / {plan.parallel} parallel for tokens, "
+        f"{plan.listing_runs} listing run(s) per size ({', '.join(map(str, plan.items))} items)"
+    )
+    out.append("")
+
+    targets: list[str] = []
+    if report.latency:
+        lat = report.latency
+        warm = lat["qlikm2m tenant me (warm)"]
+        targets.append(
+            "- warm `tenant me` ≤ qlik-sdk (Python): "
+            + verdict(warm, lat["qlik-sdk (Python)"], "qlik-sdk")
+        )
+        targets.append(
+            "- warm `tenant me` ≤ @qlik/api (Node): "
+            + verdict(warm, lat["@qlik/api (Node)"], "@qlik/api")
+        )
+    if report.startup:
+        st = report.startup
+        requests_import = st['python3 -c "import requests"']
+        for name in ("qlikm2m --version", "qlikm2m --help"):
+            targets.append(
+                f'- `{name}` ≤ `python3 -c "import requests"`: '
+                + verdict(st[name], requests_import, "import requests")
+            )
+    if targets:
+        out += ["## Targets", "", *targets, ""]
+        missed = [t for t in targets if "**missed**" in t]
+        if missed:
+            out += [
+                "Where a target is missed, the import profile below says where the time goes.",
+                "",
+            ]
+
+    if report.latency:
+        out += ["## Per-command latency: `tenant me`", ""]
+        out += [
+            "Warm: qlikm2m's token cache holds a valid token. Cold: a fresh, empty cache",
+            "directory every run, so each run mints a token first. The SDK scripts have no",
+            "token cache, so every run of theirs mints a token (their normal behaviour). The",
+            "floors are given a valid token; `/api/v1/tenants/me` answers 302 and everyone",
+            "follows it, so each run is two HTTPS requests (three with a mint).",
+            "",
+        ]
+        out += stats_table(report.latency, floor="floor: curl")
+        out.append("")
+
+    if report.startup:
+        out += ["## Start-up", ""]
+        out += [
+            "All with the project venv's Python; `qlikm2m` is the installed console script.",
+            "",
+        ]
+        out += stats_table(report.startup, floor="python3 -c pass")
+        out.append("")
+
+    if report.importtime:
+        out += [
+            "### Where the time goes (`python -X importtime`, best of 5)",
+            "",
+            "Import time inflates under `-X importtime`; read these as shares, not as latencies.",
+            "",
+        ]
+        for name in report.importtime:
+            out += importtime_lines(report, name)
+        out.append("")
+
+    if report.tokens:
+        out += ["## Token economy", ""]
+        out += [
+            "`POST /oauth/token` requests seen by the sandbox (its counters) while the command ran",
+            "N times one after another, then N at once. qlikm2m starts each batch from an empty",
+            "cache.",
+            "",
+            "| client | sequential runs | tokens minted | s total | parallel runs | tokens minted | s total |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in report.tokens:
+            out.append(
+                f"| {row['name']} | {row['sequential']} | {row['sequential_tokens']} | "
+                f"{float(str(row['sequential_seconds'])):.1f} | {row['parallel']} | "
+                f"{row['parallel_tokens']} | {float(str(row['parallel_seconds'])):.1f} |"
+            )
+        out.append("")
+
+    if report.listing:
+        out += ["## Listing at scale", ""]
+        out += [
+            f"`qlikm2m {' '.join(LISTING_ARGS)}` with a warm token, output piped and counted.",
+            "Peak RSS is the qlikm2m process's own (`wait4` ru_maxrss), worst of the runs.",
+            "",
+            "| items | runs | median s | p10 s | p90 s | items/s | output MiB | peak RSS MiB |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in report.listing:
+            seconds = row["seconds"]
+            assert isinstance(seconds, Stats)
+            out.append(
+                f"| {row['items']:,} | {row['runs']} | {seconds.median:.2f} | {seconds.p10:.2f} | "
+                f"{seconds.p90:.2f} | {float(str(row['items_per_s'])):,.0f} | "
+                f"{int(str(row['bytes'])) / 2**20:.1f} | {float(str(row['rss_mib'])):.1f} |"
+            )
+        if len(report.listing) >= 2:
+            small, large = report.listing[0], report.listing[-1]
+            rss_small = float(str(small["rss_mib"]))
+            rss_large = float(str(large["rss_mib"]))
+            growth = rss_large - rss_small
+            flat = growth <= max(2.0, 0.1 * rss_small)
+            out += [
+                "",
+                f"RSS from {small['items']:,} to {large['items']:,} items: "
+                f"{growth:+.1f} MiB ({growth / rss_small:+.0%}) for "
+                f"{int(str(large['items'])) / int(str(small['items'])):.0f}× the items: "
+                + (
+                    "**flat** (streams page by page)." if flat else "**grows** with the item count."
+                ),
+            ]
+        out.append("")
+
+    if report.notes:
+        out += ["## Notes", "", *[f"- {note}" for note in report.notes], ""]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    args, plan = parse_args(argv)
+    tools = Tools(args.venv, args.sdk_python, args.node_dir)
+    WORK.mkdir(parents=True, exist_ok=True)
+    env = base_env(WORK)
+    fresh = FreshDirs(WORK / "caches")
+    report = Report(plan)
+    report.machine = describe_machine(tools, env)
+    started = time.monotonic()
+    log(f"plan: {plan}")
+    try:
+        tls = make_tls(WORK / "tls")
+        warm_env: dict[str, str] | None = None
+        if {"latency", "tokens", "startup"} & set(plan.sections):
+            with sandbox(tools.qlikm2m, tls, env) as box:
+                if "latency" in plan.sections:
+                    section_latency(report, tools, box, env, fresh)
+                if "startup" in plan.sections:
+                    section_startup(report, tools, env)
+                    contenders, _ = tenant_me_contenders(tools, box, env, fresh)
+                    warm_env = dict(contenders[0].env)
+                    section_importtime(report, tools, env, warm_env)
+                if "tokens" in plan.sections:
+                    section_tokens(report, tools, box, env, fresh)
+        if "listing" in plan.sections:
+            section_listing(report, tools, tls, env, fresh)
+    finally:
+        fresh.cleanup()
+    report.machine["load"] += " (1/5/15-min load average at start) → " + " / ".join(
+        f"{x:.2f}" for x in os.getloadavg()
+    )
+    report.machine["benchmark time"] = f"{time.monotonic() - started:.0f} s"
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render(report) + "\n")
+    log(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main(sys.argv[1:]))
+    except BenchError as error:
+        log(f"error: {error}")
+        raise SystemExit(1) from None
