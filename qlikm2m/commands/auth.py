@@ -1,9 +1,177 @@
-"""Placeholder until its owner fills it in this session."""
+"""`qlikm2m auth token|status|revoke`: the token itself, where settings come from, revocation."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+
+if TYPE_CHECKING:
+    from qlikm2m.tokens import Token
+
+
+class TokenFormat(StrEnum):
+    raw = "raw"
+    json = "json"
+    header = "header"
+    env = "env"
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _token_facts(token: Token, now: float) -> dict[str, Any]:
+    remaining = token.remaining(now)
+    return {
+        "origin": token.origin,
+        "expires_at": _iso(token.expires_at),
+        "expires_in": None if remaining is None else max(0, int(remaining)),
+        "scope": token.scope,
+    }
 
 
 def register(root: typer.Typer) -> None:
-    del root
+    app = typer.Typer(
+        help="Tokens: print one, check the credentials, revoke.", no_args_is_help=True
+    )
+
+    @app.command("token")
+    @tenant_command
+    def token(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        token_format: Annotated[
+            TokenFormat,
+            typer.Option(
+                "--format",
+                "-f",
+                help="raw (the token), json, header (`Authorization: Bearer ...`) or env "
+                "(`QLIK_ACCESS_TOKEN=...`).",
+                case_sensitive=False,
+            ),
+        ] = TokenFormat.raw,
+    ) -> None:
+        """Print a valid access token, from the cache while it is fresh.
+
+        For other tools: curl -H "$(qlikm2m auth token --format header)" "$QLIK_SERVER/api/v1/..."
+        """
+        import time
+
+        from qlikm2m.output import Output
+
+        runtime = runtime_of(ctx)
+        output = Output(runtime)
+        with tenant.client(runtime) as client:
+            current = client.tokens.token()
+        if token_format is TokenFormat.raw:
+            output.emit_text(current.value)
+        elif token_format is TokenFormat.header:
+            output.emit_text(f"Authorization: Bearer {current.value}")
+        elif token_format is TokenFormat.env:
+            output.emit_text(f"QLIK_ACCESS_TOKEN={current.value}")
+        else:
+            facts = _token_facts(current, time.time())
+            output.emit({"access_token": current.value, "token_type": "Bearer", **facts})
+
+    @app.command("status")
+    @tenant_command
+    def status(ctx: typer.Context, tenant: TenantFlags) -> None:
+        """Show the resolved settings and their sources, the token's expiry, and check users/me."""
+        import time
+
+        from qlikm2m.client import QlikClient
+        from qlikm2m.errors import QlikM2MError
+        from qlikm2m.output import Output
+
+        runtime = runtime_of(ctx)
+        output = Output(runtime)
+        settings = tenant.settings(runtime)
+        check: dict[str, Any]
+        exit_code = 0
+        with QlikClient(settings, runtime) as client:
+            try:
+                user = client.get_json("/api/v1/users/me")
+                user = user if isinstance(user, dict) else {}
+                check = {
+                    "ok": True,
+                    "user": {k: user.get(k) for k in ("id", "name", "subject", "clientId")},
+                }
+            except QlikM2MError as error:
+                check = {"ok": False, "error": error.message, "exitCode": int(error.exit_code)}
+                exit_code = int(error.exit_code)
+            used = client.tokens.last
+        token_info = _token_facts(used, time.time()) if used else None
+        rows = settings.describe()
+        if runtime.output == "table":
+            if token_info:
+                expiry = token_info["expires_at"] or "unknown"
+                rows.append(
+                    {
+                        "name": "token",
+                        "value": f"expires {expiry}",
+                        "source": used.origin if used else "",
+                    }
+                )
+            summary = "ok" if check["ok"] else f"failed: {check['error']}"
+            if check["ok"]:
+                summary += f" ({check['user'].get('name') or check['user'].get('id')})"
+            rows.append({"name": "users/me", "value": summary, "source": "live check"})
+            output.emit(rows)
+        else:
+            output.emit({"settings": rows, "token": token_info, "check": check})
+        if exit_code:
+            raise typer.Exit(exit_code)
+
+    @app.command("revoke")
+    @tenant_command
+    def revoke(ctx: typer.Context, tenant: TenantFlags) -> None:
+        """Revoke the cached tokens of these credentials at the tenant and drop them locally."""
+        import time
+
+        from qlikm2m.client import QlikClient
+        from qlikm2m.errors import AuthError, UsageError
+        from qlikm2m.output import Output
+        from qlikm2m.tokens import Token, cached_tokens, drop_cached_tokens
+
+        runtime = runtime_of(ctx)
+        output = Output(runtime)
+        settings = tenant.settings(runtime)
+        if settings.kind == "apikey":
+            raise UsageError(
+                "API keys are not revoked with OAuth; delete the key in the tenant's management "
+                "console (or DELETE /api/v1/api-keys/{id})."
+            )
+        if settings.kind == "token":
+            candidates = [Token(value=settings.secret(), origin="env")]
+        else:
+            candidates = cached_tokens(
+                runtime.env, server=settings.server_url, client_id=settings.client_id.value
+            )
+        now = time.time()
+        revoked = already_invalid = 0
+        with QlikClient(settings, runtime) as client:
+            for candidate in candidates:
+                remaining = candidate.remaining(now)
+                if remaining is not None and remaining <= 0:
+                    continue
+                try:
+                    client.tokens.revoke(candidate)
+                    revoked += 1
+                except AuthError:
+                    already_invalid += 1
+        dropped = 0
+        if settings.kind == "oauth":
+            dropped = drop_cached_tokens(
+                runtime.env, server=settings.server_url, client_id=settings.client_id.value
+            )
+        output.emit({"revoked": revoked, "already_invalid": already_invalid, "dropped": dropped})
+
+    root.add_typer(app, name="auth")

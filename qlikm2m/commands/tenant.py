@@ -1,9 +1,24 @@
-"""Placeholder until its owner fills it in this session."""
+"""`qlikm2m tenant me`: the tenant the credentials belong to."""
 
 from __future__ import annotations
 
 import typer
 
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+
 
 def register(root: typer.Typer) -> None:
-    del root
+    app = typer.Typer(help="The tenant itself.", no_args_is_help=True)
+
+    @app.command("me")
+    @tenant_command
+    def me(ctx: typer.Context, tenant: TenantFlags) -> None:
+        """Print the tenant of the credentials (GET /api/v1/tenants/me)."""
+        from qlikm2m.output import Output
+
+        runtime = runtime_of(ctx)
+        output = Output(runtime)
+        with tenant.client(runtime) as client:
+            output.emit(client.get_json("/api/v1/tenants/me"))
+
+    root.add_typer(app, name="tenant")

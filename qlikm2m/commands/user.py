@@ -1,9 +1,24 @@
-"""Placeholder until its owner fills it in this session."""
+"""`qlikm2m user me`: the user the credentials act as (an M2M client's bot user)."""
 
 from __future__ import annotations
 
 import typer
 
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+
 
 def register(root: typer.Typer) -> None:
-    del root
+    app = typer.Typer(help="Users of the tenant.", no_args_is_help=True)
+
+    @app.command("me")
+    @tenant_command
+    def me(ctx: typer.Context, tenant: TenantFlags) -> None:
+        """Print the user the credentials act as (GET /api/v1/users/me)."""
+        from qlikm2m.output import Output
+
+        runtime = runtime_of(ctx)
+        output = Output(runtime)
+        with tenant.client(runtime) as client:
+            output.emit(client.get_json("/api/v1/users/me"))
+
+    root.add_typer(app, name="user")

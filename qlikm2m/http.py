@@ -1,0 +1,739 @@
+"""The HTTP layer: one session, timeouts, TLS, retries, redirects and Qlik error parsing.
+
+The only module that imports ``requests`` (and ``truststore``), and only when a request is made:
+``import requests`` alone costs about 0.2 s, which a ``--help`` should not pay.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from qlikm2m import __version__
+from qlikm2m.errors import ApiError, AuthError, NetworkError, QlikM2MError
+from qlikm2m.redaction import redact
+
+if TYPE_CHECKING:
+    import requests
+
+Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# Bodies read whole (JSON pages, objects) are bounded: a hostile or broken server must not make
+# us hold hundreds of MB. Error bodies need far less to say what went wrong.
+MAX_JSON_BODY = 64 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+MAX_REDIRECTS = 10
+CHUNK_SIZE = 64 * 1024
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 8.0
+_RATE_LIMIT_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset", "retry-after")
+_CA_HINT = (
+    "If the tenant or a TLS-inspecting proxy uses a private CA, pass --ca-bundle FILE.pem or set "
+    "QLIK_CA_BUNDLE (the system trust store is always used as well)."
+)
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_retry_wait: float = 60.0
+    max_retries: int = 4
+    ca_bundle: str | None = None
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with the default port filled in: what "same origin" compares."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path or "/"
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class Response:
+    """A response whose body is read on demand, bounded, with errors turned into ours."""
+
+    def __init__(
+        self, raw: requests.Response, *, method: str, attempts: int = 1, waited: float = 0.0
+    ) -> None:
+        self._raw = raw
+        self.method = method
+        self.attempts = attempts
+        self.waited = waited
+        self._body: bytes | None = None
+
+    @property
+    def status(self) -> int:
+        return int(self._raw.status_code)
+
+    @property
+    def reason(self) -> str:
+        return str(self._raw.reason or "")
+
+    @property
+    def url(self) -> str:
+        return str(self._raw.url)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._raw.headers
+
+    @property
+    def http_version(self) -> str:
+        version = getattr(self._raw.raw, "version", 11)
+        return {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2"}.get(version, "HTTP/1.1")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    @property
+    def is_json(self) -> bool:
+        kind = self.content_type
+        return kind == "application/json" or kind.endswith("+json")
+
+    def iter_bytes(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """The body in chunks, never held whole; for downloads and binary output."""
+        if self._body is not None:
+            yield self._body
+            return
+        try:
+            yield from self._raw.iter_content(chunk_size)
+        except Exception as error:
+            raise _body_error(error, self) from error
+        finally:
+            self._raw.close()
+
+    def read(self, limit: int = MAX_JSON_BODY) -> bytes:
+        """The whole body, refusing more than ``limit`` bytes."""
+        if self._body is not None:
+            return self._body
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            self._raw.close()
+            raise self._too_large(limit)
+        parts: list[bytes] = []
+        size = 0
+        for chunk in self.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                self._raw.close()
+                raise self._too_large(limit)
+            parts.append(chunk)
+        self._body = b"".join(parts)
+        return self._body
+
+    def read_prefix(self, limit: int = MAX_ERROR_BODY) -> bytes:
+        """At most ``limit`` bytes of the body, for error messages; the rest is never downloaded."""
+        if self._body is not None:
+            return self._body[:limit]
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for chunk in self._raw.iter_content(8192):
+                parts.append(chunk)
+                size += len(chunk)
+                if size >= limit:
+                    break
+        except Exception:  # noqa: S110 - a broken error body must not hide the error itself
+            pass
+        finally:
+            self._raw.close()
+        self._body = b"".join(parts)[:limit]
+        return self._body
+
+    def json(self, limit: int = MAX_JSON_BODY) -> Any:
+        body = self.read(limit)
+        if not body.strip():
+            return None
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError) as error:
+            kind = self.content_type or "no content type"
+            raise ApiError(
+                f"{self.method} {_path_of(self.url)} answered HTTP {self.status} with a body that "
+                f"is not valid JSON ({kind}, {len(body)} bytes).",
+                hint="A proxy in front of the tenant may have answered; run with -v to see the trace.",
+            ) from error
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def _too_large(self, limit: int) -> ApiError:
+        return ApiError(
+            f"{self.method} {_path_of(self.url)} answered with a body larger than "
+            f"{limit // (1024 * 1024)} MiB; refusing to read it into memory.",
+            hint="For large downloads use `qlikm2m api ... --output-file FILE`.",
+        )
+
+
+def _body_error(error: BaseException, response: Response) -> QlikM2MError:
+    if isinstance(error, QlikM2MError):
+        return error
+    text = _cause_text(error)
+    host = urlsplit(response.url).hostname or "the tenant"
+    if "timed out" in text.lower():
+        return NetworkError(
+            f"{host} stopped sending the response body of {response.method} "
+            f"{_path_of(response.url)} (read timeout).",
+            hint="Raise the read timeout with --read-timeout or QLIKM2M_READ_TIMEOUT if the "
+            "server is just slow.",
+        )
+    return NetworkError(
+        f"The response to {response.method} {_path_of(response.url)} was cut off: {text}.",
+        hint="Retry; if it keeps happening, check proxies between you and the tenant.",
+    )
+
+
+# --- Qlik error bodies --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QlikErrorInfo:
+    title: str | None = None
+    detail: str | None = None
+    code: str | None = None
+    trace_id: str | None = None
+    html: bool = False
+
+    @property
+    def text(self) -> str:
+        parts = [p for p in (self.title, self.detail) if p]
+        if len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()):
+            parts = parts[1:]
+        text = ": ".join(parts)
+        if self.code and text:
+            text += f" ({self.code})"
+        return text
+
+
+def _clean(value: Any, limit: int = 300) -> str | None:
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = " ".join(str(value).split())
+    text = "".join(ch for ch in text if ch.isprintable())
+    if not text:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_error_body(body: bytes, content_type: str = "") -> QlikErrorInfo:
+    """Read Qlik's error shape in all its variants; never raises.
+
+    ``{"errors": [{"code", "title", "detail", "status"}], "traceId"}`` with ``status`` a number, a
+    string or absent depending on the service; RFC 6749 ``error``/``error_description``; a bare
+    ``message``; an HTML page from a proxy; plain text; or nothing at all.
+    """
+    try:
+        text = body.decode("utf-8", errors="replace").strip()
+    except Exception:  # pragma: no cover - bytes.decode with "replace" does not raise
+        return QlikErrorInfo()
+    if not text:
+        return QlikErrorInfo()
+    if text[:1] in "{[":
+        try:
+            data = json.loads(text)
+        except ValueError:
+            data = None
+        if data is not None:
+            return _from_json(data)
+    if "html" in content_type or text[:1] == "<":
+        return _from_html(text)
+    first_line = text.splitlines()[0] if text.splitlines() else text
+    return QlikErrorInfo(detail=_clean(first_line, 200))
+
+
+def _from_json(data: Any) -> QlikErrorInfo:
+    if isinstance(data, list):
+        data = {"errors": data}
+    if not isinstance(data, dict):
+        return QlikErrorInfo(detail=_clean(data, 200))
+    trace_id = _clean(data.get("traceId") or data.get("traceid"), 64)
+    errors = data.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        return QlikErrorInfo(
+            title=_clean(first.get("title")),
+            detail=_clean(first.get("detail")),
+            code=_clean(first.get("code"), 64),
+            trace_id=trace_id,
+        )
+    if isinstance(data.get("error"), str):
+        return QlikErrorInfo(
+            title=_clean(data.get("error")),
+            detail=_clean(data.get("error_description")),
+            trace_id=trace_id,
+        )
+    if isinstance(data.get("error"), dict):
+        return _from_json({"errors": [data["error"]], "traceId": data.get("traceId")})
+    return QlikErrorInfo(
+        title=_clean(data.get("title")),
+        detail=_clean(data.get("message") or data.get("detail")),
+        code=_clean(data.get("code"), 64),
+        trace_id=trace_id,
+    )
+
+
+def _from_html(text: str) -> QlikErrorInfo:
+    match = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL) or re.search(
+        r"<h1[^>]*>(.*?)</h1>", text, re.IGNORECASE | re.DOTALL
+    )
+    title = _clean(re.sub(r"<[^>]+>", " ", match.group(1)), 120) if match else None
+    return QlikErrorInfo(title=title, html=True)
+
+
+def error_sentence(response: Response, info: QlikErrorInfo) -> str:
+    """One sentence naming the request, the status and what the server said."""
+    status = f"HTTP {response.status}" + (f" {response.reason}" if response.reason else "")
+    sentence = f"{response.method} {_path_of(response.url)} failed with {status}"
+    if info.html:
+        said = f" ({info.title})" if info.title else ""
+        sentence += f": the answer was an HTML page{said}, probably from a proxy or load balancer"
+    elif info.text:
+        sentence += f": {info.text}"
+    if response.attempts > 1:
+        sentence += f", after {response.attempts} attempts"
+    return redact(sentence.rstrip(".") + ".")
+
+
+def error_for(response: Response) -> QlikM2MError:
+    """The project error for a final non-2xx response (after retries and redirects)."""
+    info = parse_error_body(response.read_prefix(), response.content_type)
+    message = error_sentence(response, info)
+    details: dict[str, Any] = {"status": response.status}
+    if info.code:
+        details["code"] = info.code
+    if info.trace_id:
+        details["traceId"] = info.trace_id
+    status = response.status
+    if status == 401:
+        return AuthError(
+            message,
+            hint="The tenant refused the token: check the OAuth client's scopes and that it is "
+            "still enabled.",
+            details=details,
+        )
+    if status == 429:
+        wait = response.headers.get("retry-after")
+        return NetworkError(
+            message,
+            hint="The tenant's rate limit was reached"
+            + (f" (it asks to wait {wait} s)" if wait else "")
+            + "; retry later, or allow a longer wait with QLIKM2M_MAX_RETRY_WAIT.",
+            details=details,
+        )
+    if status >= 500:
+        return NetworkError(
+            message, hint="The tenant or a proxy is failing; retry later.", details=details
+        )
+    if status == 403:
+        hint = "The OAuth client (or its bot user) lacks the permission or scope for this."
+    elif status == 404:
+        hint = "Check the path and the ids in it."
+    else:
+        hint = None
+    return ApiError(message, hint=hint, details=details)
+
+
+def raise_for_status(response: Response) -> Response:
+    if response.status >= 400 or response.status < 200:
+        raise error_for(response)
+    return response
+
+
+# --- retry timing -------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``retry-after`` header: delta-seconds or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - now
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def backoff_delay(attempt: int, rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with jitter: between half and all of 0.5 s * 2^attempt (capped)."""
+    base = min(_BACKOFF_CAP, _BACKOFF_BASE * (2.0**attempt))
+    return base * (0.5 + rand() / 2)
+
+
+# --- the transport ------------------------------------------------------------------------------
+
+
+def _cause_chain(error: BaseException) -> Iterator[BaseException]:
+    """The error and everything it wraps: requests and urllib3 nest the real cause deeply."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack.extend(arg for arg in getattr(current, "args", ()) if isinstance(arg, BaseException))
+        for attribute in ("reason", "__cause__", "__context__"):
+            linked = getattr(current, attribute, None)
+            if isinstance(linked, BaseException):
+                stack.append(linked)
+
+
+def _cause_text(error: BaseException) -> str:
+    import socket
+
+    for cause in _cause_chain(error):
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "the host name could not be resolved"
+        if isinstance(cause, ConnectionResetError):
+            return "the connection was reset"
+    text = str(error)
+    if "RemoteDisconnected" in text or "closed connection" in text.lower():
+        return "the server closed the connection without answering"
+    if "timed out" in text.lower():
+        return "timed out"
+    text = re.sub(r"<[^>]*object at 0x[0-9a-f]+>", "", text)
+    return _clean(text, 200) or type(error).__name__
+
+
+def _nothing_sent(error: BaseException) -> bool:
+    """True when the failure happened before the request left: safe to retry any method."""
+    from urllib3.exceptions import NewConnectionError
+
+    return any(isinstance(cause, NewConnectionError) for cause in _cause_chain(error))
+
+
+def _build_session(options: HttpOptions) -> requests.Session:
+    import ssl
+
+    import requests
+    import truststore
+    from requests.adapters import HTTPAdapter
+
+    context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if options.ca_bundle:
+        try:
+            context.load_verify_locations(cafile=options.ca_bundle)
+        except (OSError, ssl.SSLError) as error:
+            from qlikm2m.errors import ConfigError
+
+            raise ConfigError(
+                f"The CA bundle {options.ca_bundle!r} could not be loaded: {error}.",
+                hint="It must be a PEM file with one or more CA certificates.",
+            ) from error
+
+    class TrustStoreAdapter(HTTPAdapter):
+        """TLS verified by the OS trust store plus the --ca-bundle, for direct and proxied use."""
+
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["ssl_context"] = context
+            super().init_poolmanager(*args, **kwargs)
+
+        def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+            proxy_kwargs["ssl_context"] = context
+            return super().proxy_manager_for(proxy, **proxy_kwargs)
+
+        def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
+            if verify is True:
+                # requests would add certifi's bundle to our context; the OS store replaces it.
+                conn.ca_certs = None
+                conn.ca_cert_dir = None
+
+    session = requests.Session()
+    adapter = TrustStoreAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = f"qlikm2m/{__version__} python-requests/{requests.__version__}"
+    session.headers["Accept"] = "application/json"
+    return session
+
+
+class Transport:
+    """Sends requests: retries, same-origin redirects, a redacted trace. Never raises for a status;
+    ``raise_for_status`` turns the final one into the project's error."""
+
+    def __init__(
+        self,
+        options: HttpOptions,
+        *,
+        trace: IO[str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.options = options
+        self._trace_stream = trace
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+        self._session: requests.Session | None = None
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            self._session = _build_session(self.options)
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _trace(self, line: str) -> None:
+        if self._trace_stream is not None:
+            self._trace_stream.write(redact(line) + "\n")
+            self._trace_stream.flush()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params = None,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        data: bytes | None = None,
+        bearer: str | None = None,
+        follow_redirects: bool = True,
+        idempotent: bool | None = None,
+    ) -> Response:
+        """Send one logical request, following redirects and retrying what is safe to retry."""
+        method = method.upper()
+        origin = origin_of(url)
+        body = data
+        extra = dict(headers or {})
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            extra.setdefault("Content-Type", "application/json")
+        for _ in range(MAX_REDIRECTS + 1):
+            send_headers = dict(extra)
+            if bearer and origin_of(url) == origin:
+                send_headers["Authorization"] = f"Bearer {bearer}"
+            response = self._send_with_retries(
+                method,
+                url,
+                params=params,
+                headers=send_headers,
+                body=body,
+                idempotent=(method in IDEMPOTENT_METHODS) if idempotent is None else idempotent,
+            )
+            location = response.headers.get("location")
+            if not (follow_redirects and response.status in (301, 302, 303, 307, 308) and location):
+                return response
+            response.read_prefix(MAX_ERROR_BODY)  # drain small bodies so the connection is reused
+            url = urljoin(response.url, location)
+            params = None  # the Location is complete
+            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+                extra.pop("Content-Type", None)
+            if origin_of(url) != origin:
+                self._trace(f"* redirected to another origin: {url} (Authorization not sent)")
+        raise NetworkError(
+            f"Too many redirects (more than {MAX_REDIRECTS}) starting from {_path_of(url)}.",
+            hint="The tenant or a proxy redirects in a loop; check the tenant URL.",
+        )
+
+    def _send_with_retries(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Params,
+        headers: dict[str, str],
+        body: bytes | None,
+        idempotent: bool,
+    ) -> Response:
+        waited = 0.0
+        attempt = 0
+        budget = self.options.max_retry_wait
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            self._trace(f"> {method} {self._display_url(url, params)}")
+            try:
+                raw = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    headers=headers,
+                    data=body,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=(self.options.connect_timeout, self.options.read_timeout),
+                )
+            except Exception as error:
+                failure = self._transport_error(error, method, url)
+                retryable = isinstance(failure, _Retryable) and (idempotent or failure.unsent)
+                delay = backoff_delay(attempt - 1, self._rand)
+                if retryable and attempt <= self.options.max_retries and waited + delay <= budget:
+                    self._trace(f"! {failure.message}; retrying in {delay:.1f} s")
+                    self._sleep(delay)
+                    waited += delay
+                    continue
+                raise failure.error(attempt) from None
+            elapsed_ms = (time.monotonic() - started) * 1000
+            response = Response(raw, method=method, attempts=attempt, waited=waited)
+            self._trace_response(response, elapsed_ms)
+            delay_or_none = self._retry_delay(response, idempotent, attempt)
+            if delay_or_none is None or attempt > self.options.max_retries:
+                return response
+            if waited + delay_or_none > budget:
+                self._trace(
+                    f"! not retrying: waiting {delay_or_none:.1f} s would exceed the "
+                    f"{budget:g} s retry budget"
+                )
+                return response
+            response.read_prefix(MAX_ERROR_BODY)
+            self._trace(f"! HTTP {response.status}; retrying in {delay_or_none:.1f} s")
+            self._sleep(delay_or_none)
+            waited += delay_or_none
+
+    def _retry_delay(self, response: Response, idempotent: bool, attempt: int) -> float | None:
+        status = response.status
+        if status in (429, 503):
+            # The server asked us to come back: the request was not processed, any method is safe.
+            after = parse_retry_after(response.headers.get("retry-after"), now=self._clock())
+            return after if after is not None else backoff_delay(attempt - 1, self._rand)
+        if status in (502, 504) and idempotent:
+            return backoff_delay(attempt - 1, self._rand)
+        return None
+
+    def _display_url(self, url: str, params: Params) -> str:
+        if not params:
+            return url
+        from urllib.parse import urlencode
+
+        items = list(params.items()) if isinstance(params, Mapping) else list(params)
+        return url + ("&" if "?" in url else "?") + urlencode(items)
+
+    def _trace_response(self, response: Response, elapsed_ms: float) -> None:
+        if self._trace_stream is None:
+            return
+        limits = [
+            f"{name}={response.headers[name]}"
+            for name in _RATE_LIMIT_HEADERS
+            if name in response.headers
+        ]
+        line = f"< {response.status} {response.reason} ({elapsed_ms:.0f} ms)"
+        if response.status in (301, 302, 303, 307, 308) and "location" in response.headers:
+            line += f" -> {response.headers['location']}"
+        if limits:
+            line += "  " + " ".join(limits)
+        self._trace(line)
+
+    def _transport_error(self, error: BaseException, method: str, url: str) -> _Failure:
+        import requests
+
+        host = urlsplit(url).hostname or url
+        where = f"{method} {_path_of(url)}"
+        if isinstance(error, QlikM2MError):
+            return _Failure(error)
+        if isinstance(error, requests.exceptions.SSLError):
+            return _Failure(
+                NetworkError(
+                    f"TLS verification of {host} failed: {_tls_reason(error)}.", hint=_CA_HINT
+                )
+            )
+        if isinstance(error, requests.exceptions.ProxyError):
+            return _Failure(
+                NetworkError(
+                    f"The proxy refused or failed {where}: {_cause_text(error)}.",
+                    hint="Check HTTPS_PROXY/HTTP_PROXY and NO_PROXY.",
+                )
+            )
+        if isinstance(error, requests.exceptions.ConnectTimeout):
+            return _Failure(
+                NetworkError(
+                    f"Could not connect to {host} within the connect timeout of "
+                    f"{self.options.connect_timeout:g} s.",
+                    hint="Check the tenant URL and the network; raise --connect-timeout or "
+                    "QLIKM2M_CONNECT_TIMEOUT if the network is slow.",
+                )
+            )
+        if isinstance(error, requests.exceptions.ReadTimeout):
+            return _Failure(
+                NetworkError(
+                    f"{host} did not answer {where} within the read timeout of "
+                    f"{self.options.read_timeout:g} s.",
+                    hint="Raise --read-timeout or QLIKM2M_READ_TIMEOUT if the server is just slow.",
+                )
+            )
+        if isinstance(error, requests.exceptions.ConnectionError):
+            return _Retryable(
+                NetworkError(
+                    f"Could not reach {host} for {where}: {_cause_text(error)}.",
+                    hint="Check the tenant URL, DNS, proxies (HTTPS_PROXY/NO_PROXY) and firewall.",
+                ),
+                unsent=_nothing_sent(error),
+            )
+        if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+            from qlikm2m.errors import ConfigError
+
+            return _Failure(ConfigError(f"Invalid URL for {where}: {_cause_text(error)}."))
+        if isinstance(error, requests.exceptions.RequestException):
+            return _Failure(NetworkError(f"{where} failed: {_cause_text(error)}."))
+        raise error
+
+
+def _tls_reason(error: BaseException) -> str:
+    text = str(error)
+    for pattern in (
+        r"certificate verify failed: ([^(\]'\")]+)",
+        r"(hostname mismatch[^'\")]*)",
+        r"(wrong version number)",
+        r"(handshake failure)",
+    ):
+        match = re.search(pattern, text, re.IGNORECASE)
+        if match:
+            return _clean(match.group(1), 160) or "certificate verify failed"
+    return "the certificate could not be verified"
+
+
+class _Failure:
+    def __init__(self, error: QlikM2MError) -> None:
+        self._error = error
+        self.unsent = False
+
+    @property
+    def message(self) -> str:
+        return self._error.message
+
+    def error(self, attempts: int) -> QlikM2MError:
+        if attempts > 1:
+            self._error.message = self._error.message.rstrip(".") + f" (after {attempts} attempts)."
+        return self._error
+
+
+class _Retryable(_Failure):
+    def __init__(self, error: QlikM2MError, *, unsent: bool) -> None:
+        super().__init__(error)
+        self.unsent = unsent

@@ -1,0 +1,176 @@
+"""Rendering results: data on stdout (JSON, YAML, table, NDJSON), after an optional JMESPath query.
+
+The one module that imports rich, yaml and jmespath, each only when that format or ``--query`` is
+actually used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import IO, TYPE_CHECKING, Any
+
+from qlikm2m.errors import UsageError
+
+if TYPE_CHECKING:
+    from qlikm2m.runtime import Runtime
+
+_TABLE_MAX_COLUMNS = 8
+_TABLE_CELL_WIDTH = 60
+
+
+def compile_query(expression: str | None) -> Any:
+    """The compiled JMESPath expression, or None; a bad one is a usage error (exit 2)."""
+    if expression is None:
+        return None
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as error:
+        first_line = str(error).splitlines()[0] if str(error) else "syntax error"
+        raise UsageError(
+            f"--query {expression!r} is not a valid JMESPath expression: {first_line}",
+            hint="See https://jmespath.org/tutorial.html; e.g. --query 'data[].name'",
+        ) from None
+    except Exception:
+        raise UsageError(f"--query {expression!r} is not a valid JMESPath expression.") from None
+
+
+def to_json(data: Any, *, pretty: bool) -> str:
+    """JSON as printed: indented for people; one stable line (server's key order) for pipes."""
+    if pretty:
+        return json.dumps(data, indent=2, ensure_ascii=False)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def to_yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+class Output:
+    """Writes command results for one invocation, per ``-o`` and ``--query``."""
+
+    def __init__(self, runtime: Runtime, *, query: str | None = None) -> None:
+        self.runtime = runtime
+        self.format = runtime.output
+        # Compiled before any request is made: a typo must not cost a token or an API call.
+        self._query = compile_query(query if query is not None else runtime.query)
+
+    @property
+    def stdout(self) -> IO[str]:
+        return self.runtime.stdout
+
+    def apply_query(self, data: Any) -> Any:
+        if self._query is None:
+            return data
+        try:
+            return self._query.search(data)
+        except Exception as error:  # JMESPath type errors on unexpected data
+            raise UsageError(f"--query failed on the result: {error}") from None
+
+    def emit(self, data: Any) -> None:
+        """Print one result (an object, a list or a scalar) in the chosen format."""
+        data = self.apply_query(data)
+        if self.format == "yaml":
+            self.stdout.write(to_yaml(data))
+        elif self.format == "table":
+            render_table(self.runtime, data)
+        else:
+            self.stdout.write(to_json(data, pretty=self.runtime.stdout_is_tty) + "\n")
+        self.stdout.flush()
+
+    def emit_text(self, text: str) -> None:
+        self.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.flush()
+
+    def ndjson(self, items: Iterable[Any]) -> int:
+        """One compact JSON document per line, written as items arrive; returns how many."""
+        count = 0
+        write = self.stdout.write
+        for item in items:
+            value = self.apply_query(item)
+            write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
+            count += 1
+            if count % 100 == 0:
+                self.stdout.flush()
+        self.stdout.flush()
+        return count
+
+    def json_array(self, items: Iterable[Any]) -> int:
+        """A JSON array streamed element by element (``--paginate`` without a query or format)."""
+        pretty = self.runtime.stdout_is_tty
+        write = self.stdout.write
+        count = 0
+        for item in items:
+            text = to_json(item, pretty=pretty)
+            if pretty:
+                text = "\n".join("  " + line for line in text.splitlines())
+            write(("[\n" if pretty else "[") if count == 0 else (",\n" if pretty else ","))
+            write(text)
+            count += 1
+        write(("\n]" if count else "[]") if pretty else ("]" if count else "[]"))
+        write("\n")
+        self.stdout.flush()
+        return count
+
+    @property
+    def streams_array(self) -> bool:
+        """True when a list can be written as it arrives (plain JSON, no query to apply)."""
+        return self.format == "json" and self._query is None
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool | int | float):
+        text = json.dumps(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = " ".join(text.split())
+    return text if len(text) <= _TABLE_CELL_WIDTH else text[: _TABLE_CELL_WIDTH - 1] + "…"
+
+
+def render_table(runtime: Runtime, data: Any) -> None:
+    """A rich table for people: rows of a list of objects, or key/value pairs of one object."""
+    from rich.console import Console
+    from rich.table import Table
+
+    color = runtime.color_for(runtime.stdout)
+    console = Console(
+        file=runtime.stdout,
+        color_system="auto" if color else None,
+        no_color=not color,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        soft_wrap=False,
+    )
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
+        columns: list[str] = []
+        for row in data[:50]:
+            for key in row:
+                if key not in columns and len(columns) < _TABLE_MAX_COLUMNS:
+                    columns.append(key)
+        table = Table(*columns, show_lines=False, header_style="bold" if color else None)
+        for row in data:
+            table.add_row(*(_cell(row.get(column)) for column in columns))
+    elif isinstance(data, dict):
+        table = Table("key", "value", header_style="bold" if color else None)
+        for key, value in data.items():
+            table.add_row(str(key), _cell(value))
+    elif isinstance(data, list):
+        table = Table("value", header_style="bold" if color else None)
+        for value in data:
+            table.add_row(_cell(value))
+    else:
+        runtime.stdout.write(("" if data is None else _cell(data)) + "\n")
+        return
+    console.print(table)

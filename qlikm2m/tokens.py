@@ -1,0 +1,435 @@
+"""The one token module: mint, cache on disk, reuse until near expiry, single-flight, invalidate.
+
+A warm run reads one small JSON file and, when the secret is at hand (environment), compares a
+salted fingerprint of it: no lock, no keyring, no network. Minting happens under a per-key file
+lock, re-checking the cache once the lock is held, so N processes started together mint once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from qlikm2m.errors import AuthError, ConfigError
+from qlikm2m.paths import cache_dir
+from qlikm2m.redaction import register_secret
+
+if TYPE_CHECKING:
+    from qlikm2m.http import Response, Transport
+    from qlikm2m.settings import ResolvedSettings
+
+# Refresh a token while 5 minutes of its life remain: a long command started just before expiry
+# must not have its token die halfway.
+REFRESH_MARGIN = 300.0
+CACHE_VERSION = 1
+MAX_CACHE_FILE = 64 * 1024
+IMPERSONATION_GRANT = "urn:qlik:oauth:user-impersonation"
+_TOKEN_DIR = "tokens"  # noqa: S105 - a folder name
+
+TokenOrigin = Literal["cache", "minted", "apikey", "env"]
+
+
+@dataclass(frozen=True)
+class Token:
+    value: str = field(repr=False)
+    origin: TokenOrigin
+    expires_at: float | None = None  # epoch seconds; None when unknown (API key, given token)
+    scope: str | None = None
+
+    def remaining(self, now: float) -> float | None:
+        return None if self.expires_at is None else self.expires_at - now
+
+    def is_fresh(self, now: float) -> bool:
+        return self.expires_at is None or self.expires_at - now > REFRESH_MARGIN
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    server: str
+    auth: str
+    client_id: str
+    scope: str
+    impersonate: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "server": self.server,
+            "auth": self.auth,
+            "client_id": self.client_id,
+            "scope": self.scope,
+            "impersonate": self.impersonate,
+        }
+
+    @property
+    def digest(self) -> str:
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def token_dir(env: Mapping[str, str]) -> Path:
+    return cache_dir(env) / _TOKEN_DIR
+
+
+def cache_key(settings: ResolvedSettings) -> CacheKey:
+    return CacheKey(
+        server=settings.server_url,
+        auth=settings.kind,
+        client_id=settings.client_id.value or "",
+        scope=" ".join(sorted((settings.scope.value or "").split())),
+        impersonate=settings.impersonate.value or "",
+    )
+
+
+def fingerprint(salt: bytes, client_id: str, secret: str) -> str:
+    """A salted HMAC of the credential: proves which secret minted a token without storing it."""
+    message = f"{client_id}\0{secret}".encode()
+    return hmac.new(salt, message, hashlib.sha256).hexdigest()
+
+
+# --- the cache file -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: dict[str, Any]
+    token: Token
+    salt: bytes
+    digest: str
+
+
+def _read_entry(path: Path) -> _Entry | None:
+    """The cache entry at ``path``, or None for anything missing, foreign, unsafe or corrupt."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or info.st_mode & 0o077
+            or (hasattr(os, "geteuid") and info.st_uid != os.geteuid())
+            or info.st_size > MAX_CACHE_FILE
+        ):
+            return None
+        raw = os.read(fd, MAX_CACHE_FILE + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
+            return None
+        key, value = data["key"], data["access_token"]
+        expires_at, salt, digest = data["expires_at"], data["salt"], data["fingerprint"]
+        scope = data.get("scope")
+        if not (
+            isinstance(key, dict)
+            and isinstance(value, str)
+            and value
+            and isinstance(expires_at, int | float)
+            and isinstance(salt, str)
+            and isinstance(digest, str)
+            and (scope is None or isinstance(scope, str))
+        ):
+            return None
+        token = Token(value=value, origin="cache", expires_at=float(expires_at), scope=scope)
+        return _Entry(key=key, token=token, salt=bytes.fromhex(salt), digest=digest)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
+def _write_entry(path: Path, key: CacheKey, token: Token, salt: bytes, digest: str) -> None:
+    from qlikm2m.fileio import atomic_write
+
+    document = {
+        "version": CACHE_VERSION,
+        "key": key.as_dict(),
+        "access_token": token.value,
+        "token_type": "bearer",
+        "scope": token.scope,
+        "expires_at": token.expires_at,
+        "salt": salt.hex(),
+        "fingerprint": digest,
+    }
+    atomic_write(path, json.dumps(document, indent=1).encode(), mode=0o600)
+
+
+def _cache_files(env: Mapping[str, str]) -> Iterator[Path]:
+    folder = token_dir(env)
+    try:
+        yield from sorted(folder.glob("*.json"))
+    except OSError:
+        return
+
+
+def drop_cached_tokens(env: Mapping[str, str], *, server: str, client_id: str | None) -> int:
+    """Delete every cached token for that server+client (any scope/impersonation); how many."""
+    from qlikm2m.settings import normalize_server_url
+
+    server = normalize_server_url(server)
+    dropped = 0
+    for path in _cache_files(env):
+        entry = _read_entry(path)
+        if entry is None:
+            continue
+        if entry.key.get("server") == server and (entry.key.get("client_id") or None) == (
+            client_id or None
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                dropped += 1
+    return dropped
+
+
+def cached_tokens(env: Mapping[str, str], *, server: str, client_id: str | None) -> list[Token]:
+    """Every cached token of that server+client, expired or not (for ``auth revoke``)."""
+    tokens = []
+    for path in _cache_files(env):
+        entry = _read_entry(path)
+        if (
+            entry
+            and entry.key.get("server") == server
+            and ((entry.key.get("client_id") or None) == (client_id or None))
+        ):
+            register_secret(entry.token.value)
+            tokens.append(entry.token)
+    return tokens
+
+
+# --- minting ------------------------------------------------------------------------------------
+
+
+def _parse_expiry(body: Mapping[str, Any], sent_at: float) -> float | None:
+    expires_in = body.get("expires_in")
+    if isinstance(expires_in, str) and expires_in.strip().isdigit():
+        expires_in = int(expires_in)
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+        return sent_at + float(expires_in) if expires_in > 0 else None
+    expires_at = body.get("expires_at")
+    if isinstance(expires_at, str):
+        try:
+            return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            return None
+    return None
+
+
+def _token_endpoint_refusal(response: Response, action: str = "issue a token") -> AuthError:
+    from qlikm2m.http import parse_error_body
+
+    info = parse_error_body(response.read_prefix(), response.content_type)
+    said = info.text or f"HTTP {response.status} {response.reason}".strip()
+    details: dict[str, Any] = {"status": response.status}
+    if info.code:
+        details["code"] = info.code
+    if info.trace_id:
+        details["traceId"] = info.trace_id
+    return AuthError(
+        f"The tenant refused to {action} (HTTP {response.status}): {said}",
+        hint="Check the client id and secret, the scopes the OAuth client allows, and whether it "
+        "reached its maximum number of tokens (tenant management console > OAuth).",
+        details=details,
+    )
+
+
+class TokenManager:
+    """Hands out a bearer token for one set of settings; the client asks it again after a 401."""
+
+    def __init__(
+        self,
+        settings: ResolvedSettings,
+        env: Mapping[str, str],
+        transport: Transport,
+        *,
+        use_cache: bool = True,
+        clock: Callable[[], float] = time.time,
+        lock_timeout: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.env = env
+        self.transport = transport
+        self.use_cache = use_cache and settings.use_token_cache and settings.kind == "oauth"
+        self.clock = clock
+        self.mint_count = 0
+        self.last: Token | None = None
+        # Long enough for another process's mint, retries included.
+        self.lock_timeout = lock_timeout or (
+            settings.seconds("connect_timeout")
+            + settings.seconds("read_timeout")
+            + settings.seconds("max_retry_wait")
+            + 5.0
+        )
+        self._key = cache_key(settings) if settings.kind == "oauth" else None
+
+    @property
+    def cache_path(self) -> Path | None:
+        if self._key is None:
+            return None
+        return token_dir(self.env) / f"{self._key.digest}.json"
+
+    def token(self) -> Token:
+        """A usable token: the API key or given token, a fresh cached one, or a newly minted one."""
+        kind = self.settings.kind
+        if kind != "oauth":
+            token = Token(
+                value=self.settings.secret(), origin="apikey" if kind == "apikey" else "env"
+            )
+            return self._remember(token)
+        if not self.use_cache:
+            return self._remember(self._mint())
+        cached = self._fresh_cached(avoid=None)
+        if cached is not None:
+            return self._remember(cached)
+        return self._remember(self._mint_single_flight(avoid=None))
+
+    def after_unauthorized(self, rejected: Token) -> Token | None:
+        """The replacement for a token the API refused, or None when retrying cannot help.
+
+        Only a token that came from the cache is replaced (it may have been revoked or the
+        secret rotated); a token minted a moment ago, an API key or a given token is final.
+        """
+        if rejected.origin != "cache":
+            return None
+        path = self.cache_path
+        assert path is not None
+        entry = _read_entry(path)
+        if entry is not None and hmac.compare_digest(entry.token.value, rejected.value):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return self._remember(self._mint_single_flight(avoid=rejected.value))
+
+    def cached(self) -> Token | None:
+        """The cached token for these settings, fresh or not, without minting (for status)."""
+        path = self.cache_path
+        if path is None:
+            return None
+        entry = _read_entry(path)
+        if entry is None or not self._entry_matches(entry):
+            return None
+        register_secret(entry.token.value)
+        return entry.token
+
+    def _remember(self, token: Token) -> Token:
+        register_secret(token.value)
+        self.last = token
+        return token
+
+    def _entry_matches(self, entry: _Entry) -> bool:
+        assert self._key is not None
+        if entry.key != self._key.as_dict():
+            return False
+        if self.settings.secret_at_hand:
+            expected = fingerprint(entry.salt, self._key.client_id, self.settings.secret())
+            return hmac.compare_digest(expected, entry.digest)
+        # A stored context's secret stays in the keyring on the warm path; changing it drops
+        # the context's cached tokens instead (drop_cached_tokens).
+        return True
+
+    def _fresh_cached(self, *, avoid: str | None) -> Token | None:
+        path = self.cache_path
+        assert path is not None
+        entry = _read_entry(path)
+        if entry is None or not self._entry_matches(entry):
+            return None
+        if avoid is not None and hmac.compare_digest(entry.token.value, avoid):
+            return None
+        if not entry.token.is_fresh(self.clock()):
+            return None
+        return entry.token
+
+    def _mint_single_flight(self, *, avoid: str | None) -> Token:
+        from qlikm2m.fileio import locked
+        from qlikm2m.paths import ensure_private_dir
+
+        path = self.cache_path
+        assert path is not None
+        assert self._key is not None
+        ensure_private_dir(path.parent)
+        with locked(path.with_suffix(".lock"), timeout=self.lock_timeout):
+            # Another process may have minted while we waited for the lock.
+            cached = self._fresh_cached(avoid=avoid)
+            if cached is not None:
+                return cached
+            token = self._mint()
+            if token.expires_at is not None and token.is_fresh(self.clock()):
+                salt = secrets.token_bytes(16)
+                digest = fingerprint(salt, self._key.client_id, self.settings.secret())
+                try:
+                    _write_entry(path, self._key, token, salt, digest)
+                except OSError as error:
+                    raise ConfigError(
+                        f"Could not write the token cache in {path.parent}: {error.strerror}.",
+                        hint="Fix the folder's permissions, point QLIKM2M_CACHE_DIR elsewhere, or "
+                        "use --no-token-cache.",
+                    ) from error
+            return token
+
+    def _mint(self) -> Token:
+        from qlikm2m.http import raise_for_status
+
+        settings = self.settings
+        secret = settings.secret()
+        body: dict[str, Any] = {
+            "client_id": settings.client_id.value,
+            "client_secret": secret,
+            "grant_type": "client_credentials",
+        }
+        if settings.scope.value:
+            body["scope"] = settings.scope.value
+        impersonation = settings.impersonation
+        if impersonation is not None:
+            body["grant_type"] = IMPERSONATION_GRANT
+            body["user_lookup"] = {"field": impersonation[0], "value": impersonation[1]}
+        sent_at = self.clock()
+        # Minting twice only wastes a token, so a lost answer (502, reset) may be retried.
+        response = self.transport.request(
+            "POST", f"{settings.server_url}/oauth/token", json_body=body, idempotent=True
+        )
+        self.mint_count += 1
+        if response.status in (400, 401, 403):
+            raise _token_endpoint_refusal(response)
+        raise_for_status(response)
+        document = response.json(limit=MAX_CACHE_FILE)
+        value = document.get("access_token") if isinstance(document, dict) else None
+        if not isinstance(value, str) or not value:
+            raise AuthError(
+                "The token endpoint answered without an access_token.",
+                hint="Is the server URL a Qlik Cloud tenant? Run with -v to see the trace.",
+            )
+        register_secret(value)
+        scope = document.get("scope")
+        return Token(
+            value=value,
+            origin="minted",
+            expires_at=_parse_expiry(document, sent_at),
+            scope=scope if isinstance(scope, str) else None,
+        )
+
+    def revoke(self, token: Token) -> None:
+        """Revoke ``token`` at the tenant (RFC 7009 style, Qlik's /oauth/revoke)."""
+        from qlikm2m.http import raise_for_status
+
+        response = self.transport.request(
+            "POST",
+            f"{self.settings.server_url}/oauth/revoke",
+            json_body={"token": token.value, "token_type_hint": "access_token"},
+            bearer=token.value,
+            idempotent=True,
+        )
+        if response.status in (400, 401, 403):
+            raise _token_endpoint_refusal(response, "revoke the token")
+        raise_for_status(response)
+        response.read_prefix()
