@@ -583,7 +583,7 @@ def init(
     name: Annotated[
         str | None,
         typer.Argument(
-            metavar="[NAME]",
+            metavar="NAME",
             help="Context name (default: the tenant's host[:port]).",
             show_default=False,
         ),
@@ -636,7 +636,7 @@ def init(
 
 def create(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Context name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Context name.")],
     server: ServerOpt = None,
     auth_type: AuthTypeOpt = None,
     client_id: ClientIdOpt = None,
@@ -695,7 +695,7 @@ def create(
 
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The context to change.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to change.")],
     server: ServerOpt = None,
     auth_type: AuthTypeOpt = None,
     client_id: ClientIdOpt = None,
@@ -848,7 +848,8 @@ def ls(ctx: typer.Context) -> None:
 
 
 def use(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The context to make current.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to make current.")],
 ) -> None:
     """Make NAME the current context (--context / QLIK_CONTEXT still win per command)."""
     from qlikm2m.contexts import update_contexts
@@ -890,6 +891,7 @@ def get(
     name: Annotated[
         str | None,
         typer.Argument(
+            metavar="NAME",
             help="Context (default: --context, $QLIK_CONTEXT, then the current one).",
             show_default=False,
         ),
@@ -928,7 +930,7 @@ def get(
 
 def rm(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The context to delete.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to delete.")],
     force: Annotated[
         bool,
         typer.Option(
@@ -1035,7 +1037,9 @@ def import_qlik_cli(
     path: Annotated[
         str | None,
         typer.Argument(
-            help="qlik-cli's contexts file (default: ~/.qlik/contexts.yml).", show_default=False
+            metavar="PATH",
+            help="qlik-cli's contexts file (default: ~/.qlik/contexts.yml).",
+            show_default=False,
         ),
     ] = None,
     dry_run: Annotated[

@@ -1,0 +1,563 @@
+"""The `context` commands in-process through `cli.main`, with an in-memory keyring.
+
+Validation against a tenant is covered here with the sandbox; the real terminal and the real
+Secret Service are exercised in tests/e2e/.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_secretstore import MemoryKeyring
+
+from qlikm2m import cli, secretstore
+from qlikm2m.contexts import contexts_path, load_contexts
+from qlikm2m.runtime import Runtime
+from qlikm2m.secretstore import SERVICE, secret_file_path
+
+SECRET = "m2m-client-secret-0123456789abcdef"
+DATA = Path(__file__).parent / "data" / "qlik-cli"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tuple[str, str], str]]:
+    MemoryKeyring.store.clear()
+    MemoryKeyring.calls.clear()
+    secretstore._loaded_backends.clear()
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "test_secretstore.MemoryKeyring")
+    yield MemoryKeyring.store
+    secretstore._loaded_backends.clear()
+
+
+def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> Result:
+    runtime = Runtime(
+        env=dict(os.environ) if env is None else env,
+        stdin=io.StringIO(stdin),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    code = cli.main(list(args), runtime=runtime)
+    assert isinstance(runtime.stdout, io.StringIO)
+    assert isinstance(runtime.stderr, io.StringIO)
+    return Result(code, runtime.stdout.getvalue(), runtime.stderr.getvalue())
+
+
+def create(name: str, *extra: str, secret: str = SECRET, server: str = "t.example.com") -> Result:
+    return run(
+        "context",
+        "create",
+        name,
+        "--server",
+        server,
+        "--oauth-client-id",
+        f"client-{name}",
+        "--client-secret-stdin",
+        "--no-verify",
+        *extra,
+        stdin=secret + "\n",
+    )
+
+
+def files_under(*folders: Path) -> Iterator[Path]:
+    for folder in folders:
+        if folder.exists():
+            yield from (path for path in folder.rglob("*") if path.is_file())
+
+
+def assert_secret_in_no_file(secret: str, dirs: dict[str, Path]) -> None:
+    for path in files_under(dirs["config"], dirs["cache"]):
+        assert secret.encode() not in path.read_bytes(), path
+
+
+# ---- create ------------------------------------------------------------------------------------
+
+
+def test_create_keeps_the_secret_in_the_keyring_only(
+    memory_keyring: dict[tuple[str, str], str], isolated_dirs: dict[str, Path]
+) -> None:
+    result = create("prod", "--comment", "the real one", "--scope", "user_default")
+    assert result.code == 0, result.err
+    view = result.json()
+    assert view["name"] == "prod"
+    assert view["server"] == "https://t.example.com"
+    assert view["authType"] == "oauth"
+    assert view["clientId"] == "client-prod"
+    assert view["secretStorage"] == "keyring"
+    assert view["current"] is False
+    assert view["verified"] is False
+    assert memory_keyring == {(SERVICE, "prod"): SECRET}
+    stored = load_contexts(dict(os.environ)).contexts["prod"]
+    assert stored.comment == "the real one"
+    assert stored.scope == "user_default"
+    assert_secret_in_no_file(SECRET, isolated_dirs)
+    assert SECRET not in result.out + result.err
+
+
+def test_create_with_use_makes_it_current() -> None:
+    assert create("prod", "--use").json()["current"] is True
+    assert load_contexts(dict(os.environ)).current == "prod"
+
+
+def test_create_api_key_context_from_env_variable(memory_keyring: dict[Any, str]) -> None:
+    env = dict(os.environ, MY_KEY="api-key-value-abcdefghijkl")
+    result = run(
+        "context", "create", "k", "--server", "k.example.com", "--api-key-env", "MY_KEY",
+        "--no-verify", env=env,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.json()["authType"] == "apikey"
+    assert result.json()["clientId"] is None
+    assert memory_keyring == {(SERVICE, "k"): "api-key-value-abcdefghijkl"}
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (("context", "create", "x", "--oauth-client-id", "c", "--client-secret-stdin"), "--server"),
+        (("context", "create", "x", "--server", "x.example.com"), "--oauth-client-id"),
+        (
+            ("context", "create", "x", "--server", "x.example.com", "--oauth-client-id", "c"),
+            "--client-secret-stdin",
+        ),
+        (("--no-input", "context", "init"), "--server"),
+        (("context", "init", "--no-input", "--server", "x.example.com"), "--auth-type"),
+        (
+            ("context", "init", "--server", "x.example.com", "--auth-type", "oauth"),
+            "--oauth-client-id",
+        ),
+        (("context", "init", "--server", "x.example.com", "--auth-type", "apikey"), "--api-key"),
+    ],
+)
+def test_missing_answers_fail_at_once_naming_the_flag(args: tuple[str, ...], flag: str) -> None:
+    result = run(*args, stdin="")
+    assert result.code == 2
+    assert flag in result.err
+    assert "does not prompt" in result.err
+    assert MemoryKeyring.calls == []
+    assert not contexts_path(dict(os.environ)).exists()
+
+
+def test_no_keyring_is_exit_7_with_remedies_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, isolated_dirs: dict[str, Path]
+) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    result = create("prod")
+    assert result.code == 7
+    for remedy in ("Unlock", "QLIK_CLIENT_SECRET", "--secret-storage file"):
+        assert remedy in result.err
+    assert list(files_under(isolated_dirs["config"], isolated_dirs["cache"])) == []
+
+
+def test_file_storage_is_explicit_0600_and_warned_about(
+    monkeypatch: pytest.MonkeyPatch, isolated_dirs: dict[str, Path]
+) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    result = create("prod", "--secret-storage", "file")
+    assert result.code == 0, result.err
+    assert "warning" in result.err
+    assert "unencrypted" in result.err
+    path = secret_file_path("prod", dict(os.environ))
+    assert path.read_text() == SECRET
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_contexts(dict(os.environ)).contexts["prod"].secret_storage == "file"
+    assert SECRET.encode() not in contexts_path(dict(os.environ)).read_bytes()
+
+
+def test_existing_name_needs_force(memory_keyring: dict[Any, str]) -> None:
+    assert create("prod").code == 0
+    again = create("prod", secret="another-secret-0123456789")
+    assert again.code == 2
+    assert "--force" in again.err
+    assert memory_keyring[(SERVICE, "prod")] == SECRET
+    forced = create("prod", "--force", secret="another-secret-0123456789")
+    assert forced.code == 0
+    assert memory_keyring[(SERVICE, "prod")] == "another-secret-0123456789"
+
+
+def test_secret_on_argv_is_refused_and_not_stored(memory_keyring: dict[Any, str]) -> None:
+    result = run(
+        "context", "create", "x", "--server", "x.example.com", "--oauth-client-id", "c",
+        "--client-secret", SECRET, "--no-verify",
+    )  # fmt: skip
+    assert result.code == 2
+    assert "--client-secret-stdin" in result.err
+    assert memory_keyring == {}
+    assert run("context", "init", "--api-key", "abc").code == 2
+
+
+def test_two_secret_sources_are_refused() -> None:
+    env = dict(os.environ, S="x" * 20)
+    result = run(
+        "context", "create", "x", "--server", "x.example.com", "--oauth-client-id", "c",
+        "--client-secret-stdin", "--client-secret-env", "S", "--no-verify",
+        stdin="y" * 20, env=env,
+    )  # fmt: skip
+    assert result.code == 2
+    assert "one way only" in result.err
+
+
+def test_empty_secret_env_is_usage_error() -> None:
+    result = run(
+        "context", "create", "x", "--server", "x.example.com", "--oauth-client-id", "c",
+        "--client-secret-env", "UNSET_VARIABLE_FOR_TEST", "--no-verify",
+    )  # fmt: skip
+    assert result.code == 2
+    assert "UNSET_VARIABLE_FOR_TEST" in result.err
+
+
+def test_bad_server_and_bad_name_are_refused() -> None:
+    assert create("prod", server="ftp://x.example.com").code == 3
+    assert create("bad name").code == 2
+    assert not contexts_path(dict(os.environ)).exists()
+
+
+def test_missing_ca_bundle_is_config_error(tmp_path: Path) -> None:
+    result = create("prod", "--ca-bundle", str(tmp_path / "none.pem"))
+    assert result.code == 3
+    assert "CA bundle" in result.err
+
+
+def test_ca_bundle_is_stored_as_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.chdir(tmp_path)
+    assert create("prod", "--ca-bundle", "ca.pem").code == 0
+    assert load_contexts(dict(os.environ)).contexts["prod"].ca_bundle == str(tmp_path / "ca.pem")
+
+
+# ---- listing and selection ---------------------------------------------------------------------
+
+
+def test_ls_json_lists_objects_with_boolean_current() -> None:
+    create("b", "--comment", "second")
+    create("a", "--use")
+    result = run("-o", "json", "context", "ls")
+    assert result.code == 0
+    assert result.json() == [
+        {
+            "name": "a",
+            "server": "https://t.example.com",
+            "authType": "oauth",
+            "current": True,
+            "comment": "",
+        },
+        {
+            "name": "b",
+            "server": "https://t.example.com",
+            "authType": "oauth",
+            "current": False,
+            "comment": "second",
+        },
+    ]
+
+
+def test_ls_with_no_contexts_is_an_empty_list() -> None:
+    assert run("context", "ls").json() == []
+
+
+def test_use_current_clear() -> None:
+    create("a")
+    create("b")
+    assert run("context", "current").code == 3
+    assert run("context", "use", "b").code == 0
+    assert run("context", "current").out == "b\n"
+    assert run("-o", "json", "context", "current").json() == {"name": "b"}
+    assert run("context", "use", "nope").code == 3
+    assert load_contexts(dict(os.environ)).current == "b"
+    assert run("context", "clear").code == 0
+    assert load_contexts(dict(os.environ)).current is None
+    assert set(load_contexts(dict(os.environ)).contexts) == {"a", "b"}
+
+
+def test_get_shows_sources_and_masks_the_secret() -> None:
+    create("a", "--use")
+    create("b", secret="second-secret-0123456789abcdef")
+    MemoryKeyring.calls.clear()
+    result = run("context", "get")
+    assert result.code == 0, result.err
+    view = result.json()
+    assert view["name"] == "a"
+    assert "keyring" in view["secretLocation"]
+    rows = {row["name"]: row for row in view["settings"]}
+    assert rows["server"]["value"] == "https://t.example.com"
+    assert "'a'" in rows["server"]["source"]
+    assert rows["client_secret"]["value"] in ("***", "")
+    assert SECRET not in result.out
+    # The keyring is not even read to show a masked value.
+    assert "get" not in MemoryKeyring.calls
+
+    by_name = run("context", "get", "b").json()
+    assert by_name["name"] == "b"
+    assert by_name["current"] is False
+    by_flag = run("--context", "b", "context", "get").json()
+    assert by_flag["name"] == "b"
+    env = dict(os.environ, QLIK_CONTEXT="b")
+    assert run("context", "get", env=env).json()["name"] == "b"
+    assert load_contexts(dict(os.environ)).current == "a"
+
+
+def test_get_shows_environment_overrides_and_their_source() -> None:
+    create("a", "--use")
+    env = dict(os.environ, QLIK_SERVER="https://other.example.com")
+    result = run("context", "get", env=env)
+    view = result.json()
+    if view.get("settingsError"):
+        # A server from the environment that differs from the context's is refused as a mix.
+        assert "other.example.com" in view["settingsError"]
+    else:
+        rows = {row["name"]: row for row in view["settings"]}
+        assert rows["server"]["source"] == "env QLIK_SERVER"
+
+
+def test_get_without_any_context_is_exit_3() -> None:
+    result = run("context", "get")
+    assert result.code == 3
+    assert "context use" in result.err
+
+
+# ---- rm and rename -----------------------------------------------------------------------------
+
+
+def test_rm_removes_context_and_keyring_entry(memory_keyring: dict[Any, str]) -> None:
+    create("a", "--use")
+    create("b")
+    result = run("context", "rm", "a")
+    assert result.code == 0, result.err
+    assert result.json()["secretDeleted"] is True
+    assert (SERVICE, "a") not in memory_keyring
+    assert (SERVICE, "b") in memory_keyring
+    loaded = load_contexts(dict(os.environ))
+    assert set(loaded.contexts) == {"b"}
+    assert loaded.current is None
+    assert run("context", "rm", "a").code == 3
+
+
+def test_rm_with_a_failing_keyring_keeps_the_context_unless_forced(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create("a")
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "test_secretstore.LockedKeyring")
+    result = run("context", "rm", "a")
+    assert result.code == 7
+    assert "--force" in result.err
+    assert "a" in load_contexts(dict(os.environ)).contexts
+    forced = run("context", "rm", "a", "--force")
+    assert forced.code == 0
+    assert "warning" in forced.err
+    assert load_contexts(dict(os.environ)).contexts == {}
+
+
+def test_rename_moves_the_secret_and_the_current_mark(memory_keyring: dict[Any, str]) -> None:
+    create("old", "--use")
+    result = run("context", "rename", "old", "new")
+    assert result.code == 0, result.err
+    assert memory_keyring == {(SERVICE, "new"): SECRET}
+    loaded = load_contexts(dict(os.environ))
+    assert set(loaded.contexts) == {"new"}
+    assert loaded.current == "new"
+    assert loaded.contexts["new"].client_id == "client-old"
+    assert "stay valid" in result.err
+
+
+def test_rename_onto_an_existing_name_needs_force(memory_keyring: dict[Any, str]) -> None:
+    create("a")
+    create("b", secret="secret-of-b-0123456789")
+    assert run("context", "rename", "a", "b").code == 2
+    assert run("context", "rename", "a", "b", "--force").code == 0
+    assert memory_keyring == {(SERVICE, "b"): SECRET}
+    assert run("context", "rename", "b", "b").code == 2
+    assert run("context", "rename", "b", "bad name").code == 2
+
+
+def test_rename_of_a_file_stored_secret_moves_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    create("a", "--secret-storage", "file")
+    assert run("context", "rename", "a", "b").code == 0
+    env = dict(os.environ)
+    assert not secret_file_path("a", env).exists()
+    assert secret_file_path("b", env).read_text() == SECRET
+
+
+# ---- update ------------------------------------------------------------------------------------
+
+
+def test_update_changes_only_what_is_given(memory_keyring: dict[Any, str]) -> None:
+    create("a", "--comment", "old comment", "--scope", "user_default")
+    result = run("context", "update", "a", "--comment", "new comment", "--no-verify")
+    assert result.code == 0, result.err
+    stored = load_contexts(dict(os.environ)).contexts["a"]
+    assert stored.comment == "new comment"
+    assert stored.scope == "user_default"
+    assert stored.client_id == "client-a"
+    assert memory_keyring == {(SERVICE, "a"): SECRET}
+    cleared = run("context", "update", "a", "--scope", "", "--no-verify")
+    assert cleared.code == 0
+    assert load_contexts(dict(os.environ)).contexts["a"].scope is None
+
+
+def test_update_new_secret_replaces_the_keyring_entry(memory_keyring: dict[Any, str]) -> None:
+    create("a")
+    new = "rotated-secret-0123456789abcdef"
+    result = run("context", "update", "a", "--client-secret-stdin", "--no-verify", stdin=new + "\n")
+    assert result.code == 0, result.err
+    assert memory_keyring == {(SERVICE, "a"): new}
+    assert new not in result.out + result.err
+
+
+def test_update_moves_the_secret_between_stores(
+    memory_keyring: dict[Any, str], isolated_dirs: dict[str, Path]
+) -> None:
+    create("a")
+    to_file = run("context", "update", "a", "--secret-storage", "file", "--no-verify")
+    assert to_file.code == 0, to_file.err
+    assert "warning" in to_file.err
+    assert memory_keyring == {}
+    assert secret_file_path("a", dict(os.environ)).read_text() == SECRET
+    back = run("context", "update", "a", "--secret-storage", "keyring", "--no-verify")
+    assert back.code == 0, back.err
+    assert memory_keyring == {(SERVICE, "a"): SECRET}
+    assert not secret_file_path("a", dict(os.environ)).exists()
+
+
+def test_update_to_api_key_needs_the_key() -> None:
+    create("a")
+    result = run("context", "update", "a", "--auth-type", "apikey", "--no-verify")
+    assert result.code == 2
+    assert "--api-key-stdin" in result.err
+
+
+def test_update_of_unknown_context_is_exit_3() -> None:
+    assert run("context", "update", "nope", "--comment", "x").code == 3
+
+
+# ---- a broken contexts file --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("context", "ls"),
+        ("context", "use", "a"),
+        ("context", "clear"),
+        ("context", "rm", "a"),
+        ("context", "get", "a"),
+        ("context", "rename", "a", "b"),
+        ("context", "update", "a", "--comment", "x"),
+        ("context", "import-qlik-cli", str(DATA / "contexts.yml")),
+    ],
+)
+def test_broken_file_is_exit_3_and_left_byte_for_byte(
+    args: tuple[str, ...], memory_keyring: dict[Any, str]
+) -> None:
+    path = contexts_path(dict(os.environ))
+    path.parent.mkdir(parents=True)
+    broken = b'schema_version = 1\n[contexts.a]\nserver = "https://a.example.com\nclient_id = "c"\n'
+    path.write_bytes(broken)
+    result = run(*args)
+    assert result.code == 3, result.err
+    assert str(path) in result.err
+    assert "line 3" in result.err
+    assert path.read_bytes() == broken
+    assert memory_keyring == {}
+    created = create("fresh")
+    assert created.code == 3
+    assert path.read_bytes() == broken
+    assert memory_keyring == {}
+
+
+# ---- import from qlik-cli ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def qlik_cli_file(tmp_path: Path) -> Path:
+    copy = tmp_path / "home" / ".qlik" / "contexts.yml"
+    copy.parent.mkdir(parents=True)
+    shutil.copyfile(DATA / "contexts.yml", copy)
+    return copy
+
+
+def test_import_dry_run_changes_nothing(
+    qlik_cli_file: Path, memory_keyring: dict[Any, str]
+) -> None:
+    before = qlik_cli_file.read_bytes()
+    result = run("context", "import-qlik-cli", str(qlik_cli_file), "--dry-run")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["dryRun"] is True
+    assert sorted(entry["name"] for entry in report["imported"]) == [
+        "acme-m2m",
+        "acme.eu.qlikcloud.com",
+        "both-kinds",
+    ]
+    assert len(report["skipped"]) == 6
+    assert "Would import 3" in result.err
+    assert memory_keyring == {}
+    assert not contexts_path(dict(os.environ)).exists()
+    assert qlik_cli_file.read_bytes() == before
+    assert "fake-oauth-client-secret" not in result.out + result.err
+
+
+def test_import_moves_secrets_to_the_keyring_and_leaves_the_source_alone(
+    qlik_cli_file: Path, memory_keyring: dict[Any, str], isolated_dirs: dict[str, Path]
+) -> None:
+    before = qlik_cli_file.read_bytes()
+    env = dict(os.environ, HOME=str(qlik_cli_file.parent.parent))
+    result = run("context", "import-qlik-cli", env=env)
+    assert result.code == 0, result.err
+    assert memory_keyring == {
+        (SERVICE, "acme.eu.qlikcloud.com"): "eyJhbGciOiJFUzM4NCJ9.fake-api-key-for-tests-0001",
+        (SERVICE, "acme-m2m"): "fake-oauth-client-secret-for-tests-0002",
+        (SERVICE, "both-kinds"): "fake-oauth-client-secret-for-tests-0004",
+    }
+    loaded = load_contexts(dict(os.environ))
+    assert set(loaded.contexts) == {"acme.eu.qlikcloud.com", "acme-m2m", "both-kinds"}
+    assert loaded.contexts["acme-m2m"].client_id == "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    assert loaded.contexts["acme.eu.qlikcloud.com"].auth_type == "apikey"
+    assert loaded.current == "acme-m2m"
+    assert result.json()["current"] == "acme-m2m"
+    assert qlik_cli_file.read_bytes() == before
+    for secret in memory_keyring.values():
+        assert secret not in result.out + result.err
+        assert_secret_in_no_file(secret, isolated_dirs)
+    assert "skipped 'user-oauth'" in result.err
+
+    again = run("context", "import-qlik-cli", str(qlik_cli_file))
+    assert again.code == 0
+    assert again.json()["imported"] == []
+    assert sum("exists" in entry["reason"] for entry in again.json()["skipped"]) == 3
+    forced = run("context", "import-qlik-cli", str(qlik_cli_file), "--force")
+    assert len(forced.json()["imported"]) == 3
+
+
+def test_import_without_a_keyring_is_exit_7_and_imports_nothing(
+    qlik_cli_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    result = run("context", "import-qlik-cli", str(qlik_cli_file))
+    assert result.code == 7
+    assert not contexts_path(dict(os.environ)).exists()
+
+
+def test_import_of_a_missing_file_is_exit_3(tmp_path: Path) -> None:
+    result = run("context", "import-qlik-cli", str(tmp_path / "none.yml"))
+    assert result.code == 3
+    assert "No qlik-cli contexts file" in result.err
