@@ -561,3 +561,101 @@ def test_import_of_a_missing_file_is_exit_3(tmp_path: Path) -> None:
     result = run("context", "import-qlik-cli", str(tmp_path / "none.yml"))
     assert result.code == 3
     assert "No qlik-cli contexts file" in result.err
+
+
+# ---- validation against the sandbox tenant -----------------------------------------------------
+
+
+def sandbox_create(sandbox: Any, name: str, *extra: str, secret: str | None = None) -> Result:
+    return run(
+        "context", "create", name, "--server", sandbox.url, "--oauth-client-id",
+        sandbox.client_id, "--client-secret-stdin", "--ca-bundle", sandbox.ca_bundle, *extra,
+        stdin=(secret or sandbox.client_secret) + "\n",
+    )  # fmt: skip
+
+
+def test_create_validates_against_the_tenant_before_saving(
+    sandbox: Any, memory_keyring: dict[Any, str], isolated_dirs: dict[str, Path]
+) -> None:
+    result = sandbox_create(sandbox, "sbx")
+    assert result.code == 0, result.err
+    view = result.json()
+    assert view["verified"] is True
+    assert view["authenticatedAs"]["clientId"] == sandbox.client_id
+    assert f"Authenticated as Sandbox M2M client (qlikbot\\{sandbox.client_id})" in result.err
+    assert view["caBundle"] == sandbox.ca_bundle
+    assert sandbox.count("POST /oauth/token") == 1
+    assert sandbox.count("GET /api/v1/users/me") == 1
+    assert memory_keyring == {(SERVICE, "sbx"): sandbox.client_secret}
+    # Validation uses no token cache: a failed attempt could leave nothing behind either.
+    assert list(files_under(isolated_dirs["cache"])) == []
+    assert_secret_in_no_file(sandbox.client_secret, isolated_dirs)
+
+
+def test_wrong_secret_is_exit_4_and_saves_nothing(
+    sandbox: Any, memory_keyring: dict[Any, str], isolated_dirs: dict[str, Path]
+) -> None:
+    result = sandbox_create(sandbox, "sbx", secret="wrong-secret-0123456789")
+    assert result.code == 4
+    assert "wrong-secret-0123456789" not in result.out + result.err
+    assert memory_keyring == {}
+    assert list(files_under(isolated_dirs["config"], isolated_dirs["cache"])) == []
+
+
+def test_untrusted_tenant_is_exit_6_and_saves_nothing(
+    sandbox: Any, memory_keyring: dict[Any, str], isolated_dirs: dict[str, Path]
+) -> None:
+    result = run(
+        "context", "create", "sbx", "--server", sandbox.url, "--oauth-client-id",
+        sandbox.client_id, "--client-secret-stdin", stdin=sandbox.client_secret + "\n",
+    )  # fmt: skip
+    assert result.code == 6
+    assert "--ca-bundle" in result.err
+    assert memory_keyring == {}
+    assert list(files_under(isolated_dirs["config"], isolated_dirs["cache"])) == []
+
+
+def test_api_key_context_is_validated_without_minting(
+    sandbox: Any, memory_keyring: dict[Any, str]
+) -> None:
+    result = run(
+        "context", "create", "key", "--server", sandbox.url, "--api-key-stdin", "--ca-bundle",
+        sandbox.ca_bundle, stdin=sandbox.api_key + "\n",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert result.json()["authType"] == "apikey"
+    assert sandbox.count("POST /oauth/token") == 0
+    assert sandbox.count("GET /api/v1/users/me") == 1
+    assert memory_keyring == {(SERVICE, "key"): sandbox.api_key}
+
+
+def test_a_saved_context_serves_commands_and_new_secrets_drop_its_tokens(
+    sandbox: Any, isolated_dirs: dict[str, Path]
+) -> None:
+    assert sandbox_create(sandbox, "sbx", "--use").code == 0
+    me = run("user", "me")
+    assert me.code == 0, me.err
+    assert me.json()["clientId"] == sandbox.client_id
+    assert len(list(files_under(isolated_dirs["cache"]))) >= 1
+    rotated = run(
+        "context", "update", "sbx", "--client-secret-stdin", stdin=sandbox.client_secret + "\n"
+    )
+    assert rotated.code == 0, rotated.err
+    assert rotated.json()["droppedTokens"] == 1
+    assert "Dropped 1 cached token" in rotated.err
+    assert run("user", "me").code == 0
+    removed = run("context", "rm", "sbx")
+    assert removed.code == 0
+    assert removed.json()["droppedTokens"] == 1
+    assert MemoryKeyring.store == {}
+
+
+def test_update_with_a_wrong_secret_keeps_the_old_one(
+    sandbox: Any, memory_keyring: dict[Any, str]
+) -> None:
+    assert sandbox_create(sandbox, "sbx").code == 0
+    result = run(
+        "context", "update", "sbx", "--client-secret-stdin", stdin="wrong-secret-0123456789\n"
+    )
+    assert result.code == 4
+    assert memory_keyring == {(SERVICE, "sbx"): sandbox.client_secret}
