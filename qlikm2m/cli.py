@@ -108,9 +108,20 @@ def root(
 
 
 def _register_commands() -> None:
-    from qlikm2m.commands import api, auth, context, sandbox, tenant, user
+    from qlikm2m.commands import (
+        api,
+        apps,
+        auth,
+        context,
+        items,
+        reload,
+        sandbox,
+        spaces,
+        tenant,
+        user,
+    )
 
-    for module in (context, auth, user, tenant, api, sandbox):
+    for module in (context, auth, user, tenant, api, sandbox, spaces, items, apps, reload):
         module.register(app)
 
 

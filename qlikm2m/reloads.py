@@ -13,7 +13,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from urllib.parse import quote
 
 from qlikm2m.errors import (
     ApiError,
@@ -26,6 +27,9 @@ from qlikm2m.errors import (
     UsageError,
     WaitTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from qlikm2m.client import QlikClient
 
 # The reloads API's own split: these three are active, the other four are final.
 ACTIVE_STATES = frozenset({"QUEUED", "RELOADING", "CANCELING"})
@@ -204,6 +208,8 @@ class Reporter(Protocol):
 
     def finished(self, result: ReloadResult) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class SilentReporter:
     def started(self, app_id: str, record: Mapping[str, Any]) -> None:
@@ -213,6 +219,9 @@ class SilentReporter:
         pass
 
     def finished(self, result: ReloadResult) -> None:
+        pass
+
+    def close(self) -> None:
         pass
 
 
@@ -237,6 +246,8 @@ class PlainReporter:
 
     def polled(self, app_id: str, record: Mapping[str, Any], elapsed: float) -> None:
         status = str(record.get("status")) if record.get("status") else None
+        if is_final(status):
+            return  # finished() says how it ended
         last_status, last_said = self._last.get(app_id, (None, 0.0))
         if status != last_status or elapsed - last_said >= self._heartbeat:
             self._last[app_id] = (status, elapsed)
@@ -246,6 +257,9 @@ class PlainReporter:
         if result.outcome in (Outcome.STARTED, Outcome.NOT_STARTED, Outcome.INTERRUPTED):
             return
         self._line(describe(result))
+
+    def close(self) -> None:
+        self._stream.flush()
 
 
 def describe(result: ReloadResult) -> str:
@@ -547,3 +561,45 @@ def summary_lines(report: RunReport) -> list[str]:
         "  ".join(cell.ljust(width) for cell, width in zip(row, [*widths, 0], strict=True)).rstrip()
         for row in rows
     ]
+
+
+class ClientReloadApi:
+    """The reloads API of a tenant, through the one HTTP client (retries, 429s, token re-mint)."""
+
+    def __init__(self, client: QlikClient) -> None:
+        self._client = client
+
+    def start(self, app_id: str, *, partial: bool) -> Mapping[str, Any]:
+        body: dict[str, Any] = {"appId": app_id}
+        if partial:
+            body["partial"] = True
+        record = self._client.request("POST", "/api/v1/reloads", json=body).json()
+        return _record(record, "POST /api/v1/reloads")
+
+    def get(self, reload_id: str) -> Mapping[str, Any]:
+        record = self._client.get_json(f"/api/v1/reloads/{quote(reload_id, safe='')}")
+        return _record(record, "GET /api/v1/reloads/{id}")
+
+    def log_tail(self, app_id: str, reload_id: str, lines: int) -> Sequence[str]:
+        # The script log can be large: keep only its tail while streaming it.
+        path = f"/api/v1/apps/{quote(app_id, safe='')}/reloads/logs/{quote(reload_id, safe='')}"
+        response = self._client.request("GET", path, stream=True)
+        tail: deque[str] = deque(maxlen=lines)
+        pending = b""
+        for chunk in response.iter_bytes():
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            tail.extend(_decoded(line) for line in complete)
+        if pending:
+            tail.append(_decoded(pending))
+        return [line for line in tail if line.strip()]
+
+
+def _decoded(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def _record(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict) or not value.get("id"):
+        raise ApiError(f"{what} did not answer with a reload record.")
+    return value

@@ -1,0 +1,66 @@
+"""`qlikm2m apps ls` and `apps get`: apps are items of type app; their app id is `resourceId`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qlikm2m.commands.items import SPACE_HELP
+from qlikm2m.commands.spaces import LIMIT_HELP, NDJSON_HELP
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+
+
+def register(root: typer.Typer) -> None:
+    app = typer.Typer(help="Qlik Sense apps.", no_args_is_help=True)
+
+    @app.command("ls")
+    @tenant_command
+    def ls(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        space: Annotated[
+            str | None, typer.Option("--space", help=SPACE_HELP, show_default=False)
+        ] = None,
+        name: Annotated[
+            str | None,
+            typer.Option("--name", help="Only apps whose name contains TEXT.", show_default=False),
+        ] = None,
+        limit: Annotated[
+            int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)
+        ] = None,
+        ndjson: Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)] = False,
+    ) -> None:
+        """List apps (the table's APP ID is what `reload` and `apps get` take).
+
+        JSON output is the items API's records: the app id is `resourceId`, `id` is the item id.
+        """
+        from qlikm2m.listing import apps_listing, check_limit, emit_listing, fetch
+
+        runtime = runtime_of(ctx)
+        check_limit(limit)
+        listing = apps_listing(space=space, name=name)
+        with tenant.client(runtime) as client:
+            emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
+
+    @app.command("get")
+    @tenant_command
+    def get(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        app_id: Annotated[str, typer.Argument(metavar="APP_ID", help="The app id (resourceId).")],
+    ) -> None:
+        """Print one app's attributes and your privileges on it (GET /api/v1/apps/{appId})."""
+        from urllib.parse import quote
+
+        from qlikm2m.errors import UsageError
+        from qlikm2m.output import Output
+
+        runtime = runtime_of(ctx)
+        if not app_id.strip():
+            raise UsageError("The app id is empty.", hint="List app ids with: qlikm2m apps ls")
+        output = Output(runtime)
+        with tenant.client(runtime) as client:
+            output.emit(client.get_json(f"/api/v1/apps/{quote(app_id.strip(), safe='')}"))
+
+    root.add_typer(app, name="apps")

@@ -1,0 +1,53 @@
+"""`qlikm2m items ls`: every item (apps, datasets, notes, ...) of the tenant, all pages, streamed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qlikm2m.commands.spaces import LIMIT_HELP, NDJSON_HELP
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+
+SPACE_HELP = "Only items in this space: a space id, or 'personal'."
+
+
+def register(root: typer.Typer) -> None:
+    app = typer.Typer(help="Items of the tenant: apps, datasets, notes, ...", no_args_is_help=True)
+
+    @app.command("ls")
+    @tenant_command
+    def ls(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        item_type: Annotated[
+            str | None,
+            typer.Option(
+                "--type",
+                help="Only items of this resource type: app, dataset, note, automation, ... "
+                "(comma-separate several).",
+                show_default=False,
+            ),
+        ] = None,
+        space: Annotated[
+            str | None, typer.Option("--space", help=SPACE_HELP, show_default=False)
+        ] = None,
+        name: Annotated[
+            str | None,
+            typer.Option("--name", help="Only items whose name contains TEXT.", show_default=False),
+        ] = None,
+        limit: Annotated[
+            int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)
+        ] = None,
+        ndjson: Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)] = False,
+    ) -> None:
+        """List items: a table on a terminal, a JSON array (or NDJSON) for scripts."""
+        from qlikm2m.listing import check_limit, emit_listing, fetch, items_listing
+
+        runtime = runtime_of(ctx)
+        check_limit(limit)
+        listing = items_listing(resource_type=item_type, space=space, name=name)
+        with tenant.client(runtime) as client:
+            emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
+
+    root.add_typer(app, name="items")

@@ -1,0 +1,188 @@
+"""`qlikm2m reload APP_ID... [--wait]`: reload apps, and with --wait follow them to the end."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+
+if TYPE_CHECKING:
+    from qlikm2m.output import Output
+    from qlikm2m.reloads import Reporter, RunReport, WaitOptions
+    from qlikm2m.runtime import Runtime
+
+EPILOG = (
+    "Exit codes with --wait: 0 every reload SUCCEEDED; 8 a reload ended FAILED, CANCELED or "
+    "EXCEEDED_LIMIT (the end of its log is on stderr); 9 --timeout ran out (the reload goes on "
+    "server-side); 130 Ctrl-C (the reloads go on server-side). With several apps: the worst one."
+)
+
+
+def register(root: typer.Typer) -> None:
+    @root.command("reload", epilog=EPILOG)
+    @tenant_command
+    def reload(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        app_ids: Annotated[
+            list[str],
+            typer.Argument(metavar="APP_ID", help="App ids to reload (see: qlikm2m apps ls)."),
+        ],
+        partial: Annotated[
+            bool, typer.Option("--partial", help="A partial reload (the script's Add/Replace).")
+        ] = False,
+        wait: Annotated[
+            bool,
+            typer.Option(
+                "--wait", help="Wait for each reload to end; exit non-zero unless all SUCCEEDED."
+            ),
+        ] = False,
+        timeout: Annotated[
+            str | None,
+            typer.Option(
+                "--timeout",
+                help="With --wait: give up waiting after this long per reload, e.g. 90s, 30m, "
+                "1h30m (default 30m; 0 = no limit).",
+                show_default=False,
+            ),
+        ] = None,
+        poll_interval: Annotated[
+            str | None,
+            typer.Option(
+                "--poll-interval",
+                help="With --wait: time between status checks, e.g. 5s (default: 1s, "
+                "growing to 10s).",
+                show_default=False,
+            ),
+        ] = None,
+        max_parallel: Annotated[
+            int | None,
+            typer.Option(
+                "--max-parallel",
+                help="With --wait: how many reloads run at once (default 4).",
+                show_default=False,
+            ),
+        ] = None,
+    ) -> None:
+        """Reload apps (POST /api/v1/reloads); print the reload record(s) as JSON.
+
+        With --wait, follow every reload to SUCCEEDED, FAILED or CANCELED, several apps at once,
+        and print the final records and a summary.
+        """
+        from qlikm2m.output import Output
+        from qlikm2m.reloads import ClientReloadApi, run_reloads
+
+        runtime = runtime_of(ctx)
+        apps = _checked_app_ids(app_ids)
+        options = _wait_options(wait, timeout, poll_interval, max_parallel)
+        output = Output(runtime)  # checks --query before anything is started
+        reporter = _reporter(runtime) if options is not None else None
+        with tenant.client(runtime) as client:
+            try:
+                report = run_reloads(
+                    ClientReloadApi(client),
+                    apps,
+                    partial=partial,
+                    wait=options,
+                    reporter=reporter,
+                )
+            finally:
+                if reporter is not None:
+                    reporter.close()
+        _conclude(runtime, output, report, waited=options is not None)
+
+
+def _checked_app_ids(app_ids: list[str]) -> list[str]:
+    from qlikm2m.errors import UsageError
+
+    cleaned = [app_id.strip() for app_id in app_ids]
+    if not cleaned or any(not app_id for app_id in cleaned):
+        raise UsageError("An app id is empty.", hint="List app ids with: qlikm2m apps ls")
+    seen: set[str] = set()
+    for app_id in cleaned:
+        if app_id in seen:
+            # The tenant refuses a second reload of an app that has one pending.
+            raise UsageError(f"App {app_id} is given twice.")
+        seen.add(app_id)
+    return cleaned
+
+
+def _wait_options(
+    wait: bool, timeout: str | None, poll_interval: str | None, max_parallel: int | None
+) -> WaitOptions | None:
+    from qlikm2m.errors import UsageError
+    from qlikm2m.reloads import DEFAULT_MAX_PARALLEL, DEFAULT_TIMEOUT, WaitOptions, parse_duration
+
+    if not wait:
+        given = [
+            flag
+            for flag, value in (
+                ("--timeout", timeout),
+                ("--poll-interval", poll_interval),
+                ("--max-parallel", max_parallel),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)} only applies with --wait.")
+        return None
+    return WaitOptions(
+        timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, option="--timeout"),
+        poll_interval=(
+            None
+            if poll_interval is None
+            else parse_duration(poll_interval, option="--poll-interval")
+        ),
+        max_parallel=DEFAULT_MAX_PARALLEL if max_parallel is None else max_parallel,
+    )
+
+
+def _reporter(runtime: Runtime) -> Reporter:
+    if runtime.stderr_is_tty:
+        from qlikm2m.progress import SpinnerReporter
+
+        return SpinnerReporter(runtime.stderr, color=runtime.color_for(runtime.stderr))
+    from qlikm2m.reloads import PlainReporter
+
+    return PlainReporter(runtime.stderr)
+
+
+def _conclude(runtime: Runtime, output: Output, report: RunReport, *, waited: bool) -> None:
+    """Records on stdout; log tails, the summary and Ctrl-C notes on stderr; then the exit code."""
+    from qlikm2m.errors import ExitCode
+    from qlikm2m.reloads import Outcome, describe, summary_lines
+
+    records = [dict(result.record) for result in report.results if result.record is not None]
+    if records:
+        output.emit(records[0] if len(report.results) == 1 else records)
+    err = runtime.stderr
+    for result in report.results:
+        if result.outcome is Outcome.FAILED:
+            excerpt = result.failure_excerpt()
+            err.write(
+                f"reload {result.reload_id} of app {result.app_id} ended {result.status}"
+                + ("; the end of its log:\n" if excerpt else ".\n")
+            )
+            err.writelines(f"  | {line}\n" for line in excerpt)
+    if len(report.results) > 1 and (waited or report.exit_code is not ExitCode.OK):
+        err.write("\n" + "\n".join(summary_lines(report)) + "\n")
+    if report.interrupted:
+        stopped = [r for r in report.results if r.outcome is Outcome.INTERRUPTED]
+        if len(report.results) == 1:
+            err.writelines(describe(result) + "\n" for result in stopped)
+        else:
+            ids = [f"{r.reload_id} (app {r.app_id})" for r in stopped if r.reload_id]
+            if ids:
+                err.write(f"stopped waiting; these reloads go on server-side: {', '.join(ids)}\n")
+            if any(not r.reload_id for r in stopped):
+                err.write(
+                    "an app was being started when interrupted: a reload may have been queued\n"
+                )
+        err.flush()
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    err.flush()
+    error = report.error()
+    if error is not None:
+        raise error

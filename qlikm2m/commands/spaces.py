@@ -1,0 +1,55 @@
+"""`qlikm2m spaces ls`: every space of the tenant, all pages, streamed."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+
+
+class SpaceType(StrEnum):
+    shared = "shared"
+    managed = "managed"
+    data = "data"
+
+
+LIMIT_HELP = "Stop after N results (a note on stderr says when more exist). Default: all pages."
+NDJSON_HELP = "One JSON object per line, printed as pages arrive (constant memory)."
+
+
+def register(root: typer.Typer) -> None:
+    app = typer.Typer(help="Spaces of the tenant.", no_args_is_help=True)
+
+    @app.command("ls")
+    @tenant_command
+    def ls(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        space_type: Annotated[
+            SpaceType | None,
+            typer.Option("--type", help="Only spaces of this type.", show_default=False),
+        ] = None,
+        name: Annotated[
+            str | None,
+            typer.Option(
+                "--name", help="Only spaces whose name contains TEXT.", show_default=False
+            ),
+        ] = None,
+        limit: Annotated[
+            int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)
+        ] = None,
+        ndjson: Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)] = False,
+    ) -> None:
+        """List spaces: a table on a terminal, a JSON array (or NDJSON) for scripts."""
+        from qlikm2m.listing import check_limit, emit_listing, fetch, spaces_listing
+
+        runtime = runtime_of(ctx)
+        check_limit(limit)
+        listing = spaces_listing(space_type=space_type.value if space_type else None, name=name)
+        with tenant.client(runtime) as client:
+            emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
+
+    root.add_typer(app, name="spaces")
