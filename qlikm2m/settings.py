@@ -97,7 +97,8 @@ def _normalize_server_url(raw: str) -> str:
     scheme = parts.scheme.lower()
     if "@" in parts.netloc:
         raise ConfigError(
-            f"The tenant URL {_shown(raw)} holds a user name or password.",
+            # Not echoed: the part before @ may be a password.
+            "The tenant URL holds a user name or password (user@host).",
             hint="Remove the user@ part: credentials come from the client id and secret.",
         )
     if parts.query or text.endswith("?"):

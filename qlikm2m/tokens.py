@@ -357,25 +357,25 @@ class TokenManager:
         path = self.cache_path
         assert path is not None
         assert self._key is not None
-        ensure_private_dir(path.parent)
-        with locked(path.with_suffix(".lock"), timeout=self.lock_timeout):
-            # Another process may have minted while we waited for the lock.
-            cached = self._fresh_cached(avoid=avoid)
-            if cached is not None:
-                return cached
-            token = self._mint()
-            if token.expires_at is not None and token.is_fresh(self.clock()):
-                salt = secrets.token_bytes(16)
-                digest = fingerprint(salt, self._key.client_id, self.settings.secret())
-                try:
+        try:
+            ensure_private_dir(path.parent)
+            with locked(path.with_suffix(".lock"), timeout=self.lock_timeout):
+                # Another process may have minted while we waited for the lock.
+                cached = self._fresh_cached(avoid=avoid)
+                if cached is not None:
+                    return cached
+                token = self._mint()
+                if token.expires_at is not None and token.is_fresh(self.clock()):
+                    salt = secrets.token_bytes(16)
+                    digest = fingerprint(salt, self._key.client_id, self.settings.secret())
                     _write_entry(path, self._key, token, salt, digest)
-                except OSError as error:
-                    raise ConfigError(
-                        f"Could not write the token cache in {path.parent}: {error.strerror}.",
-                        hint="Fix the folder's permissions, point QLIKM2M_CACHE_DIR elsewhere, or "
-                        "use --no-token-cache.",
-                    ) from error
-            return token
+                return token
+        except OSError as error:
+            raise ConfigError(
+                f"The token cache in {path.parent} is not usable: {error.strerror or error}.",
+                hint="Fix the folder's permissions, point QLIKM2M_CACHE_DIR elsewhere, or use "
+                "--no-token-cache.",
+            ) from error
 
     def _mint(self) -> Token:
         from qlikm2m.http import raise_for_status

@@ -1,0 +1,125 @@
+"""Output: formats, stable JSON, --query, NDJSON and streamed arrays, colour only on terminals."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from qlikm2m.errors import UsageError
+from qlikm2m.output import Output, compile_query, to_json
+from qlikm2m.runtime import Runtime
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _runtime(
+    *, tty: bool = False, output: str | None = None, query: str | None = None, **env: str
+) -> Runtime:
+    stdout: io.StringIO = Terminal() if tty else io.StringIO()
+    runtime = Runtime(env=dict(env), stdin=io.StringIO(), stdout=stdout, stderr=io.StringIO())
+    runtime.output_flag = output
+    runtime.query = query
+    return runtime
+
+
+DATA: dict[str, Any] = {"name": "Zoë", "id": "a1", "nested": {"b": 2, "a": 1}, "tags": ["x"]}
+
+
+def _out(runtime: Runtime) -> str:
+    value = runtime.stdout.getvalue()  # type: ignore[attr-defined]
+    assert isinstance(value, str)
+    return value
+
+
+def test_json_is_compact_and_keeps_key_order_when_piped() -> None:
+    runtime = _runtime()
+    Output(runtime).emit(DATA)
+    text = _out(runtime)
+    assert text == '{"name":"Zoë","id":"a1","nested":{"b":2,"a":1},"tags":["x"]}\n'
+    assert json.loads(text) == DATA
+
+
+def test_json_is_indented_on_a_terminal() -> None:
+    runtime = _runtime(tty=True)
+    Output(runtime).emit(DATA)
+    assert _out(runtime) == json.dumps(DATA, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_yaml() -> None:
+    runtime = _runtime(output="yaml")
+    Output(runtime).emit(DATA)
+    assert yaml.safe_load(_out(runtime)) == DATA
+    assert _out(runtime).startswith("name: Zoë\n")
+
+
+def test_environment_selects_the_format() -> None:
+    runtime = _runtime(QLIKM2M_OUTPUT="yaml")
+    Output(runtime).emit({"a": 1})
+    assert _out(runtime) == "a: 1\n"
+
+
+def test_table_without_colour_when_piped() -> None:
+    runtime = _runtime(output="table")
+    Output(runtime).emit({"data": [{"id": "1", "name": "one"}, {"id": "2", "name": "two"}]})
+    text = _out(runtime)
+    assert "\x1b[" not in text
+    for word in ("id", "name", "one", "two"):
+        assert word in text
+
+
+def test_table_respects_no_color_on_a_terminal() -> None:
+    runtime = _runtime(tty=True, output="table", NO_COLOR="1")
+    Output(runtime).emit([{"id": "1"}])
+    assert "\x1b[" not in _out(runtime)
+
+
+def test_query_is_applied() -> None:
+    runtime = _runtime(query="tags[0]")
+    Output(runtime).emit(DATA)
+    assert _out(runtime) == '"x"\n'
+
+
+@pytest.mark.parametrize("expression", ["data[", "[?", "foo..bar", ""])
+def test_invalid_query_is_a_usage_error(expression: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        compile_query(expression)
+    assert caught.value.exit_code == 2
+
+
+def test_invalid_query_fails_before_any_work() -> None:
+    with pytest.raises(UsageError):
+        Output(_runtime(query="data[?"))
+
+
+def test_ndjson_writes_one_line_per_item_as_they_come() -> None:
+    runtime = _runtime()
+    output = Output(runtime)
+    written: list[int] = []
+
+    def items() -> Any:
+        for number in range(3):
+            written.append(len(_out(runtime)))
+            yield {"id": number}
+
+    assert output.ndjson(items()) == 3
+    assert _out(runtime) == '{"id":0}\n{"id":1}\n{"id":2}\n'
+    # Each item was on stdout before the next one was produced.
+    assert written == [0, 9, 18]
+
+
+@pytest.mark.parametrize("tty", [False, True])
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_streamed_array_equals_the_whole_array(tty: bool, count: int) -> None:
+    items = [{"id": n, "name": f"item {n}"} for n in range(count)]
+    runtime = _runtime(tty=tty)
+    Output(runtime).json_array(iter(items))
+    text = _out(runtime)
+    assert json.loads(text) == items
+    assert text == to_json(items, pretty=tty) + "\n"
