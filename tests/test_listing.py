@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,11 +15,15 @@ from qlikm2m.listing import (
     LimitedItems,
     apps_listing,
     check_limit,
+    choose_format,
+    emit_listing,
     items_listing,
     page_size,
     short_time,
     spaces_listing,
+    write_table,
 )
+from qlikm2m.runtime import Runtime
 
 
 class Pages:
@@ -143,3 +149,114 @@ def test_apps_are_app_items_shown_by_their_app_id() -> None:
 )
 def test_short_time(value: object, shown: str) -> None:
     assert short_time(value) == shown
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+class Watched(io.StringIO):
+    """A stdout that records how many records had been fetched when each write happened."""
+
+    def __init__(self, pulled: list[int], tty: bool = False) -> None:
+        super().__init__()
+        self.pulled = pulled
+        self.tty = tty
+        self.writes_at: list[int] = []
+
+    def write(self, text: str) -> int:
+        self.writes_at.append(self.pulled[0])
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def _source(total: int, pulled: list[int]) -> Iterator[dict[str, Any]]:
+    for n in range(total):
+        pulled[0] += 1
+        yield {"id": f"i{n}", "name": f"item {n}", "resourceType": "app", "updatedAt": "x"}
+
+
+def _runtime(
+    stdout: io.StringIO, *, output: str | None = None, query: str | None = None
+) -> Runtime:
+    return Runtime(
+        env={"NO_COLOR": "1"},
+        stdin=io.StringIO(),
+        stdout=stdout,
+        stderr=io.StringIO(),
+        output_flag=output,
+        query=query,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tty", "output", "ndjson", "expected"),
+    [
+        (False, None, True, "ndjson"),
+        (False, None, False, "json"),
+        (True, None, False, "table"),
+        (False, "table", False, "table"),
+    ],
+)
+def test_output_streams_before_the_last_record_is_fetched(
+    tty: bool, output: str | None, ndjson: bool, expected: str
+) -> None:
+    pulled = [0]
+    stdout = Watched(pulled, tty=tty)
+    runtime = _runtime(stdout, output=output)
+    assert choose_format(runtime, ndjson=ndjson) == expected
+    listing = items_listing()
+    count = emit_listing(runtime, listing, LimitedItems(_source(500, pulled), None), ndjson=ndjson)
+    assert count == 500
+    # Something was written while at most about a page had been fetched.
+    assert min(stdout.writes_at) <= MAX_PAGE_SIZE + 1
+    assert max(stdout.writes_at) == 500
+    text = stdout.getvalue()
+    if expected == "ndjson":
+        assert [json.loads(line)["id"] for line in text.splitlines()] == [
+            f"i{n}" for n in range(500)
+        ]
+    elif expected == "json":
+        assert [record["id"] for record in json.loads(text)] == [f"i{n}" for n in range(500)]
+    else:
+        lines = text.splitlines()
+        assert lines[0].split() == ["NAME", "ID", "TYPE", "SPACE", "UPDATED"]
+        assert len(lines) == 501
+        assert lines[1].split() == ["item", "0", "i0", "app", "personal", "x"]
+
+
+def test_a_query_collects_then_applies_to_the_whole_list() -> None:
+    pulled = [0]
+    stdout = Watched(pulled, tty=True)
+    runtime = _runtime(stdout, query="length(@)")
+    assert choose_format(runtime, ndjson=False) == "json"
+    emit_listing(runtime, items_listing(), LimitedItems(_source(250, pulled), None))
+    assert json.loads(stdout.getvalue()) == 250
+
+
+def test_the_cut_note_goes_to_stderr_after_the_data() -> None:
+    pulled = [0]
+    stdout = Watched(pulled)
+    runtime = _runtime(stdout)
+    emit_listing(runtime, spaces_listing(), LimitedItems(_source(50, pulled), 5))
+    assert len(json.loads(stdout.getvalue())) == 5
+    assert isinstance(runtime.stderr, io.StringIO)
+    assert runtime.stderr.getvalue() == (
+        "note: showing the first 5 spaces; more exist (raise --limit, or drop it to list them all)\n"
+    )
+
+
+def test_ndjson_with_another_format_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--ndjson"):
+        choose_format(_runtime(io.StringIO(), output="yaml"), ndjson=True)
+
+
+def test_table_widths_come_from_the_first_rows_and_later_long_cells_are_shortened() -> None:
+    out = io.StringIO()
+    rows = [["a", "1"], ["bb", "2"], ["c" * 30, "3"]]
+    write_table(out, ["NAME", "ID"], rows, sample=2)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "NAME  ID"
+    assert lines[1] == "a     1"
+    assert lines[3] == "ccc…  3"
