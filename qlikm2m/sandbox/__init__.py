@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from qlikm2m.sandbox.config import ClientSpec, SandboxConfig, SandboxConfigError
 from qlikm2m.sandbox.forcing import ForcedResponse, forced_response
+from qlikm2m.sandbox.remote import RemoteSandbox
 from qlikm2m.sandbox.server import Sandbox
 
 __all__ = [
     "ClientSpec",
     "ForcedResponse",
+    "RemoteSandbox",
     "Sandbox",
     "SandboxConfig",
     "SandboxConfigError",

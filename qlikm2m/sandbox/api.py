@@ -17,12 +17,15 @@ from qlikm2m.sandbox.config import ClientSpec
 from qlikm2m.sandbox.paging import CursorError, Cursors, take_page
 from qlikm2m.sandbox.state import ItemFilter, RefreshGrant, TenantState, Token
 from qlikm2m.sandbox.wire import (
+    JSON_TYPE,
     Response,
     Service,
     error_body,
     error_response,
     iso,
     json_response,
+    json_text,
+    page_body,
     redirect_response,
 )
 
@@ -213,9 +216,10 @@ def _list_page(
     api: Api,
     request: Request,
     kind: str,
-    scan: Callable[[int], Iterator[tuple[int, dict[str, Any]]]],
+    scan: Callable[[int], Iterator[tuple[int, Any]]],
     limit: int,
-) -> dict[str, Any]:
+    **extra: Any,
+) -> Response:
     page = take_page(
         scan,
         start=_start(api, request, kind),
@@ -226,7 +230,7 @@ def _list_page(
         base_path_url=f"{request.base_url}{request.path}",
         query_pairs=request.query_pairs,
     )
-    return {"data": page.data, "links": page.links}
+    return Response(200, page_body(page.data, page.links, **extra), JSON_TYPE)
 
 
 def _csv(value: str | None) -> frozenset[str] | None:
@@ -477,10 +481,8 @@ def list_users(
         for position in range(start, len(users)):
             yield position, api.state.user_view(users[position], request.base_url)
 
-    body = _list_page(api, request, "users", scan, limit)
-    if request.param("totalResults") == "true":
-        body["totalResults"] = len(users)
-    return json_response(200, body)
+    extra = {"totalResults": len(users)} if request.param("totalResults") == "true" else {}
+    return _list_page(api, request, "users", scan, limit, **extra)
 
 
 @route("GET", "/api/v1/tenants/me", "tenants")
@@ -519,9 +521,7 @@ def list_spaces(
         for position in range(start, len(spaces)):
             yield position, api.state.space_view(spaces[position], request.base_url)
 
-    body = _list_page(api, request, "spaces", scan, limit)
-    body["meta"] = {"count": len(spaces)}
-    return json_response(200, body)
+    return _list_page(api, request, "spaces", scan, limit, meta={"count": len(spaces)})
 
 
 @route("GET", "/api/v1/spaces/{spaceId}", "spaces")
@@ -552,11 +552,13 @@ def list_items(
         resource_id=resource_id,
     )
 
-    def scan(start: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        for n in api.state.scan_items(start, wanted):
-            yield n, api.state.item(n, request.base_url)
+    base = json_text(request.base_url)
 
-    return json_response(200, _list_page(api, request, "items", scan, limit))
+    def scan(start: int) -> Iterator[tuple[int, str]]:
+        for n in api.state.scan_items(start, wanted):
+            yield n, api.state.item_json(n, base)
+
+    return _list_page(api, request, "items", scan, limit)
 
 
 @route("GET", "/api/v1/items/{itemId}", "items")
@@ -633,7 +635,7 @@ def list_reloads(
             view = api.state.reload_view(reloads[position], request.base_url, with_log=with_log)
             yield position, view
 
-    return json_response(200, _list_page(api, request, f"reloads:{app_id}", scan, limit))
+    return _list_page(api, request, f"reloads:{app_id}", scan, limit)
 
 
 @route("POST", "/api/v1/reloads/{reloadId}/actions/cancel", "reloads")

@@ -44,12 +44,12 @@ class Cursors:
 
 @dataclass(frozen=True)
 class Page:
-    data: list[dict[str, Any]]
+    data: list[Any]  # dicts, or JSON text of each entry
     links: dict[str, dict[str, str]]
 
 
 def take_page(
-    scan: Callable[[int], Iterator[tuple[int, dict[str, Any]]]],
+    scan: Callable[[int], Iterator[tuple[int, Any]]],
     *,
     start: int,
     limit: int,
@@ -64,7 +64,7 @@ def take_page(
     `scan` yields (position, entry) in list order from a position on; the next cursor records
     where the first entry of the following page sits, so a page never repeats or skips one.
     """
-    data: list[dict[str, Any]] = []
+    data: list[Any] = []
     next_position: int | None = None
     for position, entry in scan(start):
         if len(data) == limit:

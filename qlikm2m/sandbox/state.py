@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import math
 import secrets
 import threading
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qlikm2m.sandbox.config import ClientSpec, SandboxConfig
-from qlikm2m.sandbox.wire import iso, iso_date
+from qlikm2m.sandbox.wire import iso, iso_date, json_text
 
 # Fixed so that seeded ids are the same on every run: docs and scripts can name an app.
 SEED_EPOCH = 1_704_067_200.0  # 2024-01-01T00:00:00Z
@@ -31,6 +32,7 @@ TYPE_LABELS = {"app": "app", "dataset": "dataset", "automation": "automation", "
 NAME_WORDS = ("Sales", "Finance", "Marketing", "Operations", "Supply chain", "HR", "Customer")
 SPACE_TYPES = ("shared", "managed", "data")
 ITEM_ACTIONS = ["read", "update", "delete", "reload", "publish"]
+_ITEM_ACTIONS_JSON = json.dumps(ITEM_ACTIONS, separators=(",", ":"))
 
 
 def _stable_id(kind: str, n: int | str, length: int = 32) -> str:
@@ -305,56 +307,50 @@ class TenantState:
                 yield n
 
     def item(self, n: int, base_url: str) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.item_json(n, json_text(base_url)))
+        return parsed
+
+    def item_json(self, n: int, base: str) -> str:
+        """Item *n* as JSON text; `base` is the JSON-escaped base URL.
+
+        Written as a template rather than a dict for json.dumps: paging 100,000 items is
+        dominated by this function.
+        """
         kind = self._item_kind(n)
         space = self._item_space(n)
-        resource_id = self._resource_id(n)
+        resource_id = json_text(self._resource_id(n))
         owner = self.api_key_user_id
         created = iso(SEED_EPOCH + n * 37)
         item_id = item_id_for(n)
-        name = self._item_name(n)
-        attributes: dict[str, Any] = {"id": resource_id, "name": name, "owner": owner}
-        links: dict[str, dict[str, str]] = {"self": {"href": f"{base_url}/api/v1/items/{item_id}"}}
-        result: dict[str, Any] = {
-            "id": item_id,
-            "name": name,
-            "description": "",
-            "tenantId": self.tenant_id,
-            "ownerId": owner,
-            "creatorId": owner,
-            "updaterId": owner,
-            "resourceType": kind,
-            "resourceId": resource_id,
-            "resourceSubType": "",
-            "resourceCreatedAt": created,
-            "resourceUpdatedAt": created,
-            "createdAt": created,
-            "updatedAt": created,
-            "isFavorited": False,
-            "actions": list(ITEM_ACTIONS),
-            "collectionIds": [],
-            "resourceAttributes": attributes,
-            "resourceCustomAttributes": {},
-            "meta": {
-                "isFavorited": False,
-                "actions": list(ITEM_ACTIONS),
-                "tags": [],
-                "collections": [],
-            },
-            "links": links,
-        }
-        if space is not None:
-            result["spaceId"] = space["id"]
-            attributes["spaceId"] = space["id"]
+        name = json_text(self._item_name(n))
+        space_field = f',"spaceId":"{space["id"]}"' if space is not None else ""
+        extra_attributes = space_field
+        extra_fields = space_field
+        links = f'"self":{{"href":"{base}/api/v1/items/{item_id}"}}'
         if kind == "app":
-            links["open"] = {"href": f"{base_url}/sense/app/{resource_id}"}
-            attributes["usage"] = "ANALYTICS"
-            last = self.last_finished_reload(resource_id)
+            links += f',"open":{{"href":"{base}/sense/app/{resource_id}"}}'
+            extra_attributes += ',"usage":"ANALYTICS"'
+            last = self.last_finished_reload(self._resource_id(n))
             if last is not None:
                 status, ended = last
-                result["resourceReloadStatus"] = "ok" if status == "SUCCEEDED" else "failed"
-                result["resourceReloadEndTime"] = iso(ended)
-                attributes["lastReloadTime"] = iso(ended)
-        return result
+                outcome = "ok" if status == "SUCCEEDED" else "failed"
+                extra_fields += (
+                    f',"resourceReloadStatus":"{outcome}","resourceReloadEndTime":"{iso(ended)}"'
+                )
+                extra_attributes += f',"lastReloadTime":"{iso(ended)}"'
+        return (
+            f'{{"id":"{item_id}","name":"{name}","description":"","tenantId":"{self.tenant_id}",'
+            f'"ownerId":"{owner}","creatorId":"{owner}","updaterId":"{owner}",'
+            f'"resourceType":"{kind}","resourceId":"{resource_id}","resourceSubType":"",'
+            f'"resourceCreatedAt":"{created}","resourceUpdatedAt":"{created}",'
+            f'"createdAt":"{created}","updatedAt":"{created}","isFavorited":false,'
+            f'"actions":{_ITEM_ACTIONS_JSON},"collectionIds":[],'
+            f'"resourceAttributes":{{"id":"{resource_id}","name":"{name}","owner":"{owner}"'
+            f"{extra_attributes}}},"
+            f'"resourceCustomAttributes":{{}},'
+            f'"meta":{{"isFavorited":false,"actions":{_ITEM_ACTIONS_JSON},"tags":[],'
+            f'"collections":[]}},"links":{{{links}}}{extra_fields}}}'
+        )
 
     def app(self, n: int) -> dict[str, Any]:
         item = self.item(n, "")

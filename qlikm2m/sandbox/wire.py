@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,8 +29,18 @@ class Response:
 
 def iso(ts: float) -> str:
     """Qlik's timestamp format: UTC with milliseconds and a Z."""
-    moment = datetime.fromtimestamp(ts, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    whole_ms = round(ts * 1000)
+    t = time.gmtime(whole_ms // 1000)
+    millis = whole_ms % 1000
+    return (
+        f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
+    )
+
+
+def json_text(value: str) -> str:
+    """`value` escaped for use between double quotes in JSON text."""
+    return json.dumps(value)[1:-1]
 
 
 def iso_date(ts: float) -> str:
@@ -46,6 +57,17 @@ def dumps(obj: Any) -> bytes:
 
 def json_response(status: int, obj: Any, headers: list[tuple[str, str]] | None = None) -> Response:
     return Response(status, dumps(obj), JSON_TYPE, list(headers or []))
+
+
+def page_body(entries: list[Any], links: dict[str, Any], **extra: Any) -> bytes:
+    """A list page; entries may be dicts or JSON text already (see TenantState.item_json)."""
+    data = ",".join(
+        e if isinstance(e, str) else json.dumps(e, separators=(",", ":")) for e in entries
+    )
+    tail = "".join(
+        f",{json.dumps(k)}:{json.dumps(v, separators=(',', ':'))}" for k, v in extra.items()
+    )
+    return f'{{"data":[{data}],"links":{json.dumps(links, separators=(",", ":"))}{tail}}}'.encode()
 
 
 def error_body(
