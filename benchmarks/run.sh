@@ -6,6 +6,11 @@
 # Qlik's Python SDK and @qlik/api are what we measure against, never dependencies of the project.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+for arg in "$@"; do
+    case "$arg" in
+        -h|--help) exec python3 "$HERE/bench.py" --venv - --sdk-python - --node-dir - --help ;;
+    esac
+done
 # The project itself, with its test extras (trustme makes the test CA), in ./.venv as the other
 # scripts do; QLIKM2M_VENV points elsewhere.
 source "$HERE/../scripts/_venv.sh"
@@ -24,7 +29,7 @@ if [ ! -x "$SDK_VENV/bin/python" ] || [ "$(cat "$SDK_VENV/.spec" 2>/dev/null)" !
     python3 -m venv "$SDK_VENV"
     "$SDK_VENV/bin/python" -m pip install -q --disable-pip-version-check "$QLIK_SDK_SPEC" 2>&1 \
         | grep -v "is ignored: it is neither a file nor a directory" >&2 || true
-    "$SDK_VENV/bin/python" -c "import qlik_sdk" 
+    "$SDK_VENV/bin/python" -c "import qlik_sdk"
     echo "$QLIK_SDK_SPEC" > "$SDK_VENV/.spec"
 fi
 
