@@ -1,0 +1,287 @@
+"""`reload [--wait]` run as real processes against the sandbox: success, failure, cancel, timeout,
+Ctrl-C, several apps at once, and 429s while polling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+from typing import IO, Any
+
+import pytest
+
+from qlikm2m.sandbox import Sandbox
+
+POST_RELOADS = "POST /api/v1/reloads"
+GET_RELOAD = "GET /api/v1/reloads/{reloadId}"
+FAST = ("--poll-interval", "0.1")
+FAILING_APP = "a0000000-0000-4000-8000-00000000fa11"
+
+
+def _env_for(sandbox: Sandbox, cli_env: dict[str, str]) -> dict[str, str]:
+    env = dict(cli_env)
+    env.update(
+        QLIK_SERVER=sandbox.url,
+        QLIK_CLIENT_ID=sandbox.client_id,
+        QLIK_CLIENT_SECRET=sandbox.client_secret,
+    )
+    if sandbox.ca_bundle:
+        env["QLIK_CA_BUNDLE"] = sandbox.ca_bundle
+    return env
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "qlikm2m", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _read_until(stream: IO[str], marker: str) -> list[str]:
+    """Lines of a child's stderr up to the first containing ``marker`` (the child is waiting)."""
+    seen: list[str] = []
+    for line in stream:
+        seen.append(line)
+        if marker in line:
+            return seen
+    raise AssertionError(f"{marker!r} never appeared; stderr was: {''.join(seen)}")
+
+
+def _time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_reload_without_wait_starts_it_and_returns(sandbox: Sandbox, run_qlikm2m: Any) -> None:
+    app_id = sandbox.app_ids()[0]
+    result = run_qlikm2m("reload", app_id, "--partial")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["appId"] == app_id
+    assert record["status"] == "QUEUED"
+    assert record["partial"] is True
+    assert sandbox.count(POST_RELOADS) == 1
+    assert sandbox.count(GET_RELOAD) == 0
+
+
+def test_wait_until_succeeded_prints_the_final_record(sandbox: Sandbox, run_qlikm2m: Any) -> None:
+    app_id = sandbox.app_ids()[0]
+    result = run_qlikm2m("reload", app_id, "--wait", *FAST)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["status"] == "SUCCEEDED"
+    assert record["appId"] == app_id
+    # Not a terminal: plain status lines, no spinner escape codes.
+    assert f"reload {record['id']} SUCCEEDED" in result.stderr
+    assert "\x1b[" not in result.stderr
+    assert sandbox.count(POST_RELOADS) == 1
+    assert sandbox.count(GET_RELOAD) >= 1
+
+
+def test_a_failed_reload_is_exit_8_with_its_log_on_stderr(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    failing = make_sandbox(fail_apps=(FAILING_APP,))
+    result = run_qlikm2m("reload", FAILING_APP, "--wait", *FAST, env=_env_for(failing, cli_env))
+    assert result.returncode == 8, result.stderr
+    record = json.loads(result.stdout)
+    assert record["status"] == "FAILED"
+    assert "the end of its log:" in result.stderr
+    assert "  | Error: Field 'Amount' not found" in result.stderr
+    assert f"error: reload {record['id']} of app {FAILING_APP} ended FAILED" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_failed_reload_as_a_json_error(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    failing = make_sandbox(fail_apps=(FAILING_APP,))
+    result = run_qlikm2m(
+        "reload", FAILING_APP, "--wait", *FAST, "-o", "json", env=_env_for(failing, cli_env)
+    )
+    assert result.returncode == 8
+    error = json.loads(result.stderr.strip().splitlines()[-1])["error"]
+    assert error["kind"] == "reload-failed"
+    assert error["exitCode"] == 8
+    assert error["status"] == "FAILED"
+    assert error["reloadId"] == json.loads(result.stdout)["id"]
+
+
+def test_a_reload_canceled_elsewhere_is_exit_8(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    slow = make_sandbox(reload_duration=60)
+    env = _env_for(slow, cli_env)
+    app_id = slow.app_ids()[0]
+    child = _start(["reload", app_id, "--wait", *FAST], env)
+    try:
+        assert child.stderr is not None
+        started = _read_until(child.stderr, "started")[-1]
+        reload_id = started.split("reload ")[1].split()[0]
+        cancel = run_qlikm2m("api", "-X", "POST", f"v1/reloads/{reload_id}/actions/cancel", env=env)
+        assert cancel.returncode == 0, cancel.stderr
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 8, err
+    assert json.loads(out)["status"] == "CANCELED"
+    assert "Reload was canceled" in err
+
+
+def test_timeout_is_exit_9_and_the_reload_goes_on(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    slow = make_sandbox(reload_duration=120)
+    app_id = slow.app_ids()[0]
+    env = _env_for(slow, cli_env)
+    result = run_qlikm2m(
+        "reload", app_id, "--wait", "--timeout", "1s", "--poll-interval", "0.3", env=env
+    )
+    assert result.returncode == 9, result.stderr
+    record = json.loads(result.stdout)
+    assert record["status"] in ("QUEUED", "RELOADING")
+    assert f"reload {record['id']} of app {app_id} was still" in result.stderr
+    assert "server-side" in result.stderr
+    # Nobody canceled it: the tenant still has it running.
+    after = run_qlikm2m("api", f"v1/reloads/{record['id']}", env=env)
+    assert json.loads(after.stdout)["status"] == "RELOADING"
+
+
+def test_ctrl_c_stops_waiting_with_130_and_names_the_reload(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    slow = make_sandbox(reload_duration=120)
+    env = _env_for(slow, cli_env)
+    app_id = slow.app_ids()[0]
+    child = _start(["reload", app_id, "--wait", *FAST], env)
+    try:
+        assert child.stderr is not None
+        _read_until(child.stderr, "RELOADING")
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    record = json.loads(out)
+    assert f"stopped waiting; reload {record['id']} goes on server-side" in err
+    assert "Traceback" not in err
+    after = run_qlikm2m("api", f"v1/reloads/{record['id']}", env=env)
+    assert json.loads(after.stdout)["status"] == "RELOADING"
+
+
+def test_several_apps_run_concurrently_within_max_parallel(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    tenant = make_sandbox(items=60, fail_apps=(FAILING_APP,), reload_duration=0.5)
+    apps = [*tenant.app_ids()[:5], FAILING_APP]
+    assert len(set(apps)) == 6
+    result = run_qlikm2m(
+        "reload", *apps, "--wait", *FAST, "--max-parallel", "2", env=_env_for(tenant, cli_env)
+    )
+    assert result.returncode == 8, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["appId"] for r in records] == apps
+    assert [r["status"] for r in records] == ["SUCCEEDED"] * 5 + ["FAILED"]
+    assert tenant.count(POST_RELOADS) == 6
+    # The tenant's own timestamps: never more than two reloads alive at once, and two at times.
+    events = sorted(
+        [(_time(r["creationTime"]), 1) for r in records]
+        + [(_time(r["endTime"]), -1) for r in records]
+    )
+    alive = peak = 0
+    for _, change in events:
+        alive += change
+        peak = max(peak, alive)
+    assert peak == 2
+    summary = result.stderr[result.stderr.index("APP ") :]
+    for record in records:
+        assert record["appId"] in summary
+        assert record["id"] in summary
+    assert "error: 6 reloads: 5 succeeded, 1 failed." in result.stderr
+
+
+def test_an_unknown_app_is_the_apis_refusal(sandbox: Sandbox, run_qlikm2m: Any) -> None:
+    result = run_qlikm2m("reload", "no-such-app", "--wait", *FAST)
+    assert result.returncode == 5
+    assert "403" in result.stderr
+    assert result.stdout == ""
+
+
+def test_429s_while_polling_are_absorbed(sandbox: Sandbox, run_qlikm2m: Any) -> None:
+    sandbox.force(
+        status=429,
+        headers={"retry-after": "1"},
+        body={"errors": [{"code": "HTTP-429", "title": "API rate limit reached."}]},
+        match="GET /api/v1/reloads/",
+        times=2,
+    )
+    result = run_qlikm2m("-v", "reload", sandbox.app_ids()[0], "--wait", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "SUCCEEDED"
+    assert len(sandbox.forced) == 0  # both 429s were served, and waited out
+    assert result.stderr.count("HTTP 429; retrying") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--timeout", "5m"], "--timeout only applies with --wait"),
+        (["--wait", "--timeout", "soon"], "--timeout 'soon' is not a duration"),
+        (["--wait", "--max-parallel", "0"], "--max-parallel must be at least 1"),
+        (["--wait", "--poll-interval", "0"], "--poll-interval must be at least"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_request(
+    sandbox: Sandbox, run_qlikm2m: Any, args: list[str], message: str
+) -> None:
+    result = run_qlikm2m("reload", sandbox.app_ids()[0], *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert sandbox.count(POST_RELOADS) == 0
+
+
+def test_the_same_app_twice_is_a_usage_error(sandbox: Sandbox, run_qlikm2m: Any) -> None:
+    app_id = sandbox.app_ids()[0]
+    result = run_qlikm2m("reload", app_id, app_id, "--wait")
+    assert result.returncode == 2
+    assert "given twice" in result.stderr
+    assert sandbox.count(POST_RELOADS) == 0
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals are POSIX only")
+def test_on_a_terminal_the_wait_shows_a_spinner(sandbox: Sandbox, cli_env: dict[str, str]) -> None:
+    import pexpect
+
+    env = {**cli_env, "NO_COLOR": "1", "COLUMNS": "200"}
+    env.pop("CI", None)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "qlikm2m", "reload", sandbox.app_ids()[0], "--wait", *FAST],
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    screen = child.before or ""
+    # A spinner frame followed by the state and elapsed time, then the final tick line.
+    assert any(frame in screen for frame in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏")
+    assert "SUCCEEDED" in screen
+    assert "✓ app" in screen
+
+
+def test_the_tenants_own_rate_limit_while_polling_is_waited_out(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    limited = make_sandbox(rate_limit_tier1=3, rate_limit_window=1.0, reload_duration=1.5)
+    env = _env_for(limited, cli_env)
+    result = run_qlikm2m("-v", "reload", limited.app_ids()[0], "--wait", *FAST, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "SUCCEEDED"
+    assert "HTTP 429; retrying" in result.stderr
