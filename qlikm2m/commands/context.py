@@ -917,8 +917,13 @@ def get(
     context = contexts.get(chosen)
     view = _context_view(context, contexts.current, runtime.env)
     try:
-        resolved = resolve_settings(replace(runtime, context=chosen))
-        view["settings"] = resolved.describe()
+        # Without NAME, resolve exactly as any command would (--context, $QLIK_CONTEXT, current).
+        resolved = resolve_settings(replace(runtime, context=name) if name else runtime)
+        rows = resolved.describe()
+        for row in rows:
+            if name and row["name"] == "context":
+                row["source"] = "argument NAME"
+        view["settings"] = rows
     except QlikM2MError as error:
         view["settings"] = []
         view["settingsError"] = error.message
