@@ -285,3 +285,29 @@ def test_the_tenants_own_rate_limit_while_polling_is_waited_out(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "SUCCEEDED"
     assert "HTTP 429; retrying" in result.stderr
+
+
+def test_ctrl_c_with_several_apps_names_every_reload_still_running(
+    make_sandbox: Any, cli_env: dict[str, str]
+) -> None:
+    slow = make_sandbox(reload_duration=120)
+    env = _env_for(slow, cli_env)
+    apps = slow.app_ids()[:3]
+    child = _start(["reload", *apps, "--wait", *FAST, "--max-parallel", "2"], env)
+    try:
+        assert child.stderr is not None
+        _read_until(child.stderr, "started")
+        _read_until(child.stderr, "started")
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    records = json.loads(out)
+    assert [r["appId"] for r in records] == apps[:2]
+    assert "stopped waiting; these reloads go on server-side: " in err
+    for record in records:
+        assert f"{record['id']} (app {record['appId']})" in err
+    third = next(line for line in err.splitlines() if line.startswith(apps[2]))
+    assert "not started" in third
+    assert slow.count(POST_RELOADS) == 2
