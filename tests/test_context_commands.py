@@ -557,6 +557,26 @@ def test_import_without_a_keyring_is_exit_7_and_imports_nothing(
     assert not contexts_path(dict(os.environ)).exists()
 
 
+class SecondWriteFails(MemoryKeyring):
+    def set_password(self, service: str, username: str, password: str) -> None:
+        if self.store:
+            from keyring.errors import PasswordSetError
+
+            raise PasswordSetError("the keyring is full")
+        super().set_password(service, username, password)
+
+
+def test_import_is_all_or_nothing_when_the_keyring_fails_midway(
+    qlik_cli_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "test_context_commands.SecondWriteFails")
+    result = run("context", "import-qlik-cli", str(qlik_cli_file))
+    assert result.code == 7
+    assert "keyring is full" in result.err
+    assert MemoryKeyring.store == {}
+    assert not contexts_path(dict(os.environ)).exists()
+
+
 def test_import_of_a_missing_file_is_exit_3(tmp_path: Path) -> None:
     result = run("context", "import-qlik-cli", str(tmp_path / "none.yml"))
     assert result.code == 3

@@ -357,9 +357,14 @@ def _warn_file_storage(prompter: _Prompter, context: Context, env: Any) -> None:
 
 
 def _drop_tokens(env: Any, context: Context) -> int:
+    from qlikm2m.errors import QlikM2MError
     from qlikm2m.tokens import drop_cached_tokens
 
-    return drop_cached_tokens(env, server=context.server, client_id=context.client_id)
+    try:
+        return drop_cached_tokens(env, server=context.server, client_id=context.client_id)
+    except QlikM2MError:
+        # A hand-edited server that no longer parses: no token can have been cached for it.
+        return 0
 
 
 def _save_new(
@@ -491,7 +496,6 @@ def _establish(
     force: bool,
     verify: bool,
     make_current: bool,
-    secret_prompt: bool,
 ) -> None:
     """The shared body of ``init`` and ``create``: ask, check, validate, then save."""
     from qlikm2m.contexts import Context, load_contexts, validate_name
@@ -525,7 +529,7 @@ def _establish(
     )
     secret = answers.secrets.read(runtime, auth_type)
     prompt, what, flags = _secret_prompt(auth_type)
-    if secret is None and not (secret_prompt and runtime.can_prompt):
+    if secret is None and not runtime.can_prompt:
         prompter.missing(what, flags)
     # Before the secret is typed: a keyring that cannot be used must not waste the effort.
     location = check_storage(context, runtime.env, interactive=runtime.can_prompt)
@@ -630,7 +634,6 @@ def init(
         force=force,
         verify=True,
         make_current=True,
-        secret_prompt=True,
     )
 
 
@@ -686,7 +689,6 @@ def create(
         force=force,
         verify=not no_verify,
         make_current=use,
-        secret_prompt=True,
     )
 
 
@@ -1059,14 +1061,17 @@ def import_qlik_cli(
 
     The qlik-cli file is only read, never changed. Nothing is verified against the tenants.
     """
+    from contextlib import suppress
     from pathlib import Path
 
     from qlikm2m.contexts import load_contexts, update_contexts
+    from qlikm2m.errors import QlikM2MError
     from qlikm2m.qlikcli_import import default_path, read_qlik_cli_contexts
-    from qlikm2m.secretstore import check_storage, describe_location, store_secret
+    from qlikm2m.secretstore import check_storage, delete_secret, describe_location, store_secret
 
     runtime = _runtime(ctx)
     prompter = _Prompter(runtime)
+    interactive = runtime.can_prompt
     source = Path(path).expanduser() if path else default_path(runtime.env)
     storage: SecretStorage = secret_storage.value if secret_storage else "keyring"
     found = read_qlik_cli_contexts(source, secret_storage=storage)
@@ -1095,10 +1100,7 @@ def import_qlik_cli(
                 "warning: the imported secrets are stored unencrypted in 0600 files, as asked "
                 "with --secret-storage file."
             )
-        for candidate in chosen:
-            store_secret(
-                candidate.context, candidate.secret, runtime.env, interactive=runtime.can_prompt
-            )
+        stored: list[Context] = []
 
         def change(current: ContextsFile) -> ContextsFile:
             for candidate in chosen:
@@ -1107,7 +1109,20 @@ def import_qlik_cli(
                 current = current.with_current(found.current)
             return current
 
-        update_contexts(runtime.env, change)
+        try:
+            for candidate in chosen:
+                store_secret(
+                    candidate.context, candidate.secret, runtime.env, interactive=interactive
+                )
+                stored.append(candidate.context)
+            update_contexts(runtime.env, change)
+        except BaseException:
+            # All or nothing: secrets stored for names that were new are taken back out.
+            for context in stored:
+                if context.name not in existing.contexts:
+                    with suppress(QlikM2MError):
+                        delete_secret(context, runtime.env, interactive=interactive)
+            raise
     imported = [
         {
             "name": candidate.context.name,
