@@ -187,7 +187,9 @@ def test_directory_in_place_of_the_file(env: dict[str, str]) -> None:
         load_contexts(env)
 
 
-@pytest.mark.parametrize("name", ["prod", "tenant.eu.qlikcloud.com", "127.0.0.1:8443", "[::1]:8443", "a_b-c@d+e"])
+@pytest.mark.parametrize(
+    "name", ["prod", "tenant.eu.qlikcloud.com", "127.0.0.1:8443", "[::1]:8443", "a_b-c@d+e"]
+)
 def test_valid_names(name: str) -> None:
     assert validate_name(name) == name
 
