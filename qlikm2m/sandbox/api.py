@@ -132,7 +132,7 @@ class Api:
             key = principal.user_id if principal else "anonymous"
             wait = self.state.rate_limit(matched.tier, key)
             if wait is not None:
-                return rate_limited(wait)
+                return rate_limited(wait, matched.service)
         try:
             return matched.handler(self, request, principal, params)
         except BadRequest as error:
@@ -176,17 +176,15 @@ def not_found(service: Service, what: str) -> Response:
     return error_response(service, 404, "HTTP-404", "Not Found", f"{what} not found.")
 
 
-def rate_limited(wait: int) -> Response:
-    body = {
-        "errors": [
-            {
-                "code": "HTTP-429",
-                "title": "API rate limit reached.",
-                "detail": f"You need to wait {wait} seconds until limit is lifted.",
-            }
-        ]
-    }
-    return json_response(429, body, [("retry-after", str(wait))])
+def rate_limited(wait: int, service: Service) -> Response:
+    return error_response(
+        service,
+        429,
+        "HTTP-429",
+        "API rate limit reached.",
+        f"You need to wait {wait} seconds until limit is lifted.",
+        headers=[("retry-after", str(wait))],
+    )
 
 
 def _limit(request: Request, default: int, maximum: int = 100) -> int:
@@ -289,7 +287,7 @@ def post_token(
     secret = basic[1] if basic else str(body.get("client_secret") or "")
     wait = api.state.rate_limit(2, f"client:{client_id}")
     if wait is not None:
-        return rate_limited(wait)
+        return rate_limited(wait, "oauth")
     grant = str(body.get("grant_type") or "")
     if not grant:
         return oauth_error(400, "OAUTH-1", "Invalid request", "grant_type is required.")
@@ -417,7 +415,7 @@ def post_revoke(
         return oauth_error(400, "OAUTH-1", "Invalid request", error.message)
     wait = api.state.rate_limit(2, "revoke")
     if wait is not None:
-        return rate_limited(wait)
+        return rate_limited(wait, "oauth")
     token = body.get("token")
     if not isinstance(token, str) or not token:
         return oauth_error(400, "OAUTH-1", "Invalid request", "token is required.")

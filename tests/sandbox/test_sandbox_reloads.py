@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock, Tenant
+from sandbox_support import FakeClock, Tenant
 
 from qlikm2m.sandbox import Sandbox
 
@@ -48,7 +48,8 @@ def test_a_reload_runs_through_its_states(timed: Tenant, clock: FakeClock) -> No
     done = _status(timed, token, created["id"])
 
     assert running["status"] == "RELOADING"
-    assert "startTime" in running and "endTime" not in running
+    assert "startTime" in running
+    assert "endTime" not in running
     assert done["status"] == "SUCCEEDED"
     assert str(done["endTime"]) > str(done["startTime"]) > str(done["creationTime"])
     assert "Finished successfully" in str(done["log"])
@@ -105,7 +106,10 @@ def test_reload_requests_are_checked(timed: Tenant) -> None:
     token = timed.token()
 
     assert timed.post("/api/v1/reloads", token, json={}).status_code == 400
-    assert timed.post("/api/v1/reloads", token, json={"appId": "x", "partial": "yes"}).status_code == 400
+    assert (
+        timed.post("/api/v1/reloads", token, json={"appId": "x", "partial": "yes"}).status_code
+        == 400
+    )
     assert timed.post("/api/v1/reloads", token, json={"appId": "no-such-app"}).status_code == 403
     assert timed.get("/api/v1/reloads", token).status_code == 400
     assert timed.post("/api/v1/reloads", json={"appId": "broken-app"}).status_code == 401

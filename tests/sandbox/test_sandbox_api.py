@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Tenant
+from sandbox_support import Tenant
 
 
 def test_users_me_is_a_301_to_the_bot_user(tenant: Tenant) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FakeClock, Tenant
+from sandbox_support import FakeClock, Tenant
 
 from qlikm2m.sandbox import Sandbox
 

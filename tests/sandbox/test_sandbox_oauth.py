@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
-from conftest import FakeClock, Tenant
+from sandbox_support import FakeClock, Tenant
 
 from qlikm2m.sandbox import ClientSpec
 
@@ -17,7 +17,8 @@ TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
 def _error(response_json: dict[str, object]) -> dict[str, object]:
     errors = response_json["errors"]
-    assert isinstance(errors, list) and len(errors) == 1
+    assert isinstance(errors, list)
+    assert len(errors) == 1
     assert TRACE_ID.match(str(response_json["traceId"]))
     first = errors[0]
     assert isinstance(first, dict)
@@ -218,9 +219,12 @@ def test_the_token_cap_answers_403_until_a_token_is_revoked(make_sandbox: object
     assert refused.status_code == 403
     assert "maximum number of tokens" in str(_error(refused.json())["detail"])
 
-    assert tenant.session.post(
-        f"{tenant.url}/oauth/revoke", json={"token": first}, timeout=5
-    ).status_code == 200
+    assert (
+        tenant.session.post(
+            f"{tenant.url}/oauth/revoke", json={"token": first}, timeout=5
+        ).status_code
+        == 200
+    )
     assert tenant.post_token(json=tenant.credentials()).status_code == 200
 
 

@@ -1,0 +1,379 @@
+"""Contract tests: every kind of answer the sandbox gives validates against Qlik's own OpenAPI specs.
+
+The specs are Qlik's and are not part of this project: they are read at test time from
+``../shared/qlik-specs`` next to the repository, and these tests skip when that folder is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from fixtures_sandbox import TEST_DEFAULTS, SandboxCA
+from sandbox_support import FakeClock, Tenant
+
+from qlikm2m.sandbox import Sandbox, SandboxConfig
+
+jsonschema = pytest.importorskip("jsonschema")
+referencing = pytest.importorskip("referencing")
+from referencing.jsonschema import DRAFT4  # noqa: E402
+
+SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "qlik-specs"
+if not SPECS.is_dir():
+    pytest.skip(
+        f"Qlik's OpenAPI specs are not at {SPECS}: contract tests need them (see README there)",
+        allow_module_level=True,
+    )
+
+# (spec file, path template, method) of every operation the sandbox implements.
+OPERATIONS: dict[str, tuple[str, str, str]] = {
+    "POST /oauth/token": ("oauth.json", "/oauth/token", "post"),
+    "POST /oauth/revoke": ("oauth.json", "/oauth/revoke", "post"),
+    "GET /.well-known/oauth-authorization-server": (
+        "well-known.json",
+        "/.well-known/oauth-authorization-server",
+        "get",
+    ),
+    "GET /api/v1/users/me": ("users.json", "/api/v1/users/me", "get"),
+    "GET /api/v1/users/{userId}": ("users.json", "/api/v1/users/{userId}", "get"),
+    "GET /api/v1/users": ("users.json", "/api/v1/users", "get"),
+    "GET /api/v1/tenants/me": ("tenants.json", "/api/v1/tenants/me", "get"),
+    "GET /api/v1/tenants/{tenantId}": ("tenants.json", "/api/v1/tenants/{tenantId}", "get"),
+    "GET /api/v1/spaces": ("spaces.json", "/api/v1/spaces", "get"),
+    "GET /api/v1/spaces/{spaceId}": ("spaces.json", "/api/v1/spaces/{spaceId}", "get"),
+    "GET /api/v1/items": ("items.json", "/api/v1/items", "get"),
+    "GET /api/v1/items/{itemId}": ("items.json", "/api/v1/items/{itemId}", "get"),
+    "GET /api/v1/apps/{appId}": ("apps.json", "/api/v1/apps/{appId}", "get"),
+    "POST /api/v1/reloads": ("reloads.json", "/api/v1/reloads", "post"),
+    "GET /api/v1/reloads": ("reloads.json", "/api/v1/reloads", "get"),
+    "GET /api/v1/reloads/{reloadId}": ("reloads.json", "/api/v1/reloads/{reloadId}", "get"),
+    "POST /api/v1/reloads/{reloadId}/actions/cancel": (
+        "reloads.json",
+        "/api/v1/reloads/{reloadId}/actions/cancel",
+        "post",
+    ),
+}
+
+# Statuses the real services send but some specs leave out; their bodies must still be the
+# spec's own `Errors` shape. Anything else the sandbox answers must be in the spec.
+UNDOCUMENTED_BUT_REAL = {
+    401: "every /api endpoint refuses a missing or bad bearer; not every spec lists it",
+    429: "every endpoint has a rate-limit tier (x-qlik-tier); not every spec lists the 429",
+    404: "the apps spec documents only the 200 of GET /apps/{appId}",
+}
+
+
+@dataclass(frozen=True)
+class Exchange:
+    operation: str
+    label: str
+    response: requests.Response
+
+
+@cache
+def _spec(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SPECS / name).read_text())
+    return loaded
+
+
+@cache
+def _registry(name: str) -> Any:
+    return referencing.Registry().with_resource(
+        f"urn:qlik-spec:{name}", DRAFT4.create_resource(_spec(name))
+    )
+
+
+def _escape(part: str) -> str:
+    return part.replace("~", "~0").replace("/", "~1")
+
+
+def _validator(name: str, pointer: str) -> Any:
+    schema = {"$ref": f"urn:qlik-spec:{name}#{pointer}"}
+    return jsonschema.Draft4Validator(
+        schema,
+        registry=_registry(name),
+        format_checker=jsonschema.Draft4Validator.FORMAT_CHECKER,
+    )
+
+
+class Recorder:
+    def __init__(self, tenant: Tenant) -> None:
+        self.tenant = tenant
+        self.exchanges: list[Exchange] = []
+
+    def call(
+        self,
+        operation: str,
+        label: str,
+        expected: int,
+        path: str,
+        *,
+        token: str | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        method = operation.split(" ", 1)[0]
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        response = self.tenant.session.request(
+            method,
+            f"{self.tenant.url}{path}",
+            headers=headers,
+            allow_redirects=False,
+            timeout=10,
+            **kwargs,
+        )
+        assert response.status_code == expected, f"{label}: {response.status_code} {response.text}"
+        self.exchanges.append(Exchange(operation, label, response))
+        return response
+
+
+def _play_main(rec: Recorder, clock: FakeClock) -> None:
+    tenant = rec.tenant
+    sandbox = tenant.sandbox
+    creds = tenant.credentials()
+    token = rec.call("POST /oauth/token", "client credentials", 200, "/oauth/token", json=creds)
+    token = token.json()["access_token"]
+    rec.call("POST /oauth/token", "form and refresh token", 200, "/oauth/token",
+             data=tenant.credentials(scope="user_default offline_access"))  # fmt: skip
+    rec.call("POST /oauth/token", "impersonation", 200, "/oauth/token",
+             json=tenant.credentials(grant_type="urn:qlik:oauth:user-impersonation",
+                                     user_lookup={"field": "subject",
+                                                  "value": "auth0|sandbox-user-2"}))  # fmt: skip
+    rec.call("POST /oauth/token", "unknown client", 400, "/oauth/token",
+             json=tenant.credentials(client_id="nobody"))  # fmt: skip
+    rec.call("POST /oauth/token", "bad scope", 400, "/oauth/token",
+             json=tenant.credentials(scope="everything"))  # fmt: skip
+    rec.call("POST /oauth/token", "unsupported grant", 400, "/oauth/token",
+             json=tenant.credentials(grant_type="password"))  # fmt: skip
+    rec.call("POST /oauth/token", "bad secret", 401, "/oauth/token",
+             json=tenant.credentials(client_secret="nope"))  # fmt: skip
+    rec.call("POST /oauth/token", "bad refresh token", 401, "/oauth/token",
+             json=tenant.credentials(grant_type="refresh_token", refresh_token="x"))  # fmt: skip
+    spare = tenant.token()
+    rec.call("POST /oauth/revoke", "revoke", 200, "/oauth/revoke", json={"token": spare})
+    rec.call("POST /oauth/revoke", "no token", 400, "/oauth/revoke", json={})
+    rec.call("GET /.well-known/oauth-authorization-server", "metadata", 200,
+             "/.well-known/oauth-authorization-server")  # fmt: skip
+
+    me = rec.call("GET /api/v1/users/me", "redirect", 301, "/api/v1/users/me", token=token)
+    rec.call("GET /api/v1/users/me", "no bearer", 401, "/api/v1/users/me")
+    bot_path = me.headers["Location"]
+    rec.call("GET /api/v1/users/{userId}", "bot user", 200, bot_path, token=token)
+    rec.call("GET /api/v1/users/{userId}", "unknown", 404, "/api/v1/users/nobody", token=token)
+    rec.call("GET /api/v1/users/{userId}", "revoked bearer", 401, bot_path, token=spare)
+    users = rec.call("GET /api/v1/users", "first page", 200, "/api/v1/users?limit=2", token=token)
+    rec.call("GET /api/v1/users", "last page with total", 200,
+             "/api/v1/users?limit=100&totalResults=true", token=token)  # fmt: skip
+    human = next(u for u in users.json()["data"] if "clientId" not in u)
+    rec.call("GET /api/v1/users/{userId}", "human user", 200, f"/api/v1/users/{human['id']}",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/users", "bad limit", 400, "/api/v1/users?limit=0", token=token)
+    rec.call("GET /api/v1/users", "no bearer", 401, "/api/v1/users")
+
+    tenant_me = rec.call("GET /api/v1/tenants/me", "redirect", 302, "/api/v1/tenants/me",
+                         token=token)  # fmt: skip
+    rec.call("GET /api/v1/tenants/me", "no bearer", 401, "/api/v1/tenants/me")
+    rec.call("GET /api/v1/tenants/{tenantId}", "tenant", 200, tenant_me.headers["Location"],
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/tenants/{tenantId}", "unknown", 404, "/api/v1/tenants/x", token=token)
+    rec.call("GET /api/v1/tenants/{tenantId}", "no bearer", 401, tenant_me.headers["Location"])
+
+    spaces = rec.call("GET /api/v1/spaces", "page", 200, "/api/v1/spaces?limit=1", token=token)
+    rec.call("GET /api/v1/spaces", "filtered", 200, "/api/v1/spaces?type=managed&name=a",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/spaces", "bad limit", 400, "/api/v1/spaces?limit=500", token=token)
+    rec.call("GET /api/v1/spaces", "no bearer", 401, "/api/v1/spaces")
+    space_id = spaces.json()["data"][0]["id"]
+    rec.call("GET /api/v1/spaces/{spaceId}", "space", 200, f"/api/v1/spaces/{space_id}",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/spaces/{spaceId}", "unknown", 404, "/api/v1/spaces/x", token=token)
+    rec.call("GET /api/v1/spaces/{spaceId}", "no bearer", 401, f"/api/v1/spaces/{space_id}")
+
+    app_id = sandbox.app_ids()[0]
+    reload = rec.call("POST /api/v1/reloads", "start", 201, "/api/v1/reloads",
+                      token=token, json={"appId": app_id})  # fmt: skip
+    reload_id = reload.json()["id"]
+    broken = rec.call("POST /api/v1/reloads", "start partial", 201, "/api/v1/reloads",
+                      token=token, json={"appId": "broken-app", "partial": True})  # fmt: skip
+    rec.call("POST /api/v1/reloads", "no appId", 400, "/api/v1/reloads", token=token, json={})
+    rec.call("POST /api/v1/reloads", "unknown app", 403, "/api/v1/reloads", token=token,
+             json={"appId": "nope"})  # fmt: skip
+    rec.call("POST /api/v1/reloads", "no bearer", 401, "/api/v1/reloads", json={"appId": "x"})
+    rec.call("GET /api/v1/reloads/{reloadId}", "queued", 200, f"/api/v1/reloads/{reload_id}",
+             token=token)  # fmt: skip
+    clock.advance(TEST_DEFAULTS["reload_queue_time"] + 0.01)
+    rec.call("GET /api/v1/reloads/{reloadId}", "reloading", 200, f"/api/v1/reloads/{reload_id}",
+             token=token)  # fmt: skip
+    cancel_me = rec.call("POST /api/v1/reloads", "to cancel", 201, "/api/v1/reloads",
+                         token=token, json={"appId": app_id}).json()["id"]  # fmt: skip
+    rec.call("POST /api/v1/reloads/{reloadId}/actions/cancel", "cancel", 204,
+             f"/api/v1/reloads/{cancel_me}/actions/cancel", token=token)  # fmt: skip
+    clock.advance(60)
+    rec.call("GET /api/v1/reloads/{reloadId}", "succeeded", 200, f"/api/v1/reloads/{reload_id}",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/reloads/{reloadId}", "failed", 200,
+             f"/api/v1/reloads/{broken.json()['id']}", token=token)  # fmt: skip
+    rec.call("GET /api/v1/reloads/{reloadId}", "canceled", 200, f"/api/v1/reloads/{cancel_me}",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/reloads/{reloadId}", "unknown", 404, "/api/v1/reloads/x", token=token)
+    rec.call("GET /api/v1/reloads/{reloadId}", "no bearer", 401, f"/api/v1/reloads/{reload_id}")
+    rec.call("POST /api/v1/reloads/{reloadId}/actions/cancel", "finished", 409,
+             f"/api/v1/reloads/{reload_id}/actions/cancel", token=token)  # fmt: skip
+    rec.call("POST /api/v1/reloads/{reloadId}/actions/cancel", "unknown", 404,
+             "/api/v1/reloads/x/actions/cancel", token=token)  # fmt: skip
+    rec.call("POST /api/v1/reloads/{reloadId}/actions/cancel", "no bearer", 401,
+             f"/api/v1/reloads/{reload_id}/actions/cancel")  # fmt: skip
+    rec.call("GET /api/v1/reloads", "list", 200, f"/api/v1/reloads?appId={app_id}&limit=1",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/reloads", "list with log", 200,
+             f"/api/v1/reloads?appId={app_id}&log=true", token=token)  # fmt: skip
+    rec.call("GET /api/v1/reloads", "no appId", 400, "/api/v1/reloads", token=token)
+    rec.call("GET /api/v1/reloads", "no bearer", 401, f"/api/v1/reloads?appId={app_id}")
+
+    items = rec.call("GET /api/v1/items", "apps after reloads", 200,
+                     "/api/v1/items?resourceType=app&limit=3", token=token)  # fmt: skip
+    rec.call("GET /api/v1/items", "personal, all types", 200,
+             "/api/v1/items?spaceId=personal&limit=100", token=token)  # fmt: skip
+    rec.call("GET /api/v1/items", "bad limit", 400, "/api/v1/items?limit=101", token=token)
+    rec.call("GET /api/v1/items", "bad cursor", 400, "/api/v1/items?next=abc", token=token)
+    rec.call("GET /api/v1/items", "no bearer", 401, "/api/v1/items")
+    item_id = items.json()["data"][0]["id"]
+    rec.call("GET /api/v1/items/{itemId}", "item", 200, f"/api/v1/items/{item_id}", token=token)
+    rec.call("GET /api/v1/items/{itemId}", "unknown", 404, "/api/v1/items/x", token=token)
+    rec.call("GET /api/v1/items/{itemId}", "no bearer", 401, f"/api/v1/items/{item_id}")
+    rec.call("GET /api/v1/apps/{appId}", "reloaded app", 200, f"/api/v1/apps/{app_id}",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/apps/{appId}", "failing app", 200, "/api/v1/apps/broken-app",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/apps/{appId}", "unknown", 404, "/api/v1/apps/x", token=token)
+    rec.call("GET /api/v1/apps/{appId}", "no bearer", 401, f"/api/v1/apps/{app_id}")
+
+
+def _play_limits(rec: Recorder) -> None:
+    tenant = rec.tenant
+    rec.call("POST /oauth/token", "within tier 2", 200, "/oauth/token", json=tenant.credentials())
+    rec.call("POST /oauth/token", "token cap", 403, "/oauth/token", json=tenant.credentials())
+    rec.call("POST /oauth/token", "tier 2 full", 429, "/oauth/token", json=tenant.credentials())
+    token = str(tenant.sandbox.api_key)
+    rec.call("GET /api/v1/users/me", "within tier 1", 301, "/api/v1/users/me", token=token)
+    for operation, path in [
+        ("GET /api/v1/users/me", "/api/v1/users/me"),
+        ("GET /api/v1/users/{userId}", "/api/v1/users/x"),
+        ("GET /api/v1/users", "/api/v1/users"),
+        ("GET /api/v1/tenants/{tenantId}", "/api/v1/tenants/x"),
+        ("GET /api/v1/spaces", "/api/v1/spaces"),
+        ("GET /api/v1/spaces/{spaceId}", "/api/v1/spaces/x"),
+        ("GET /api/v1/items", "/api/v1/items"),
+        ("GET /api/v1/items/{itemId}", "/api/v1/items/x"),
+        ("GET /api/v1/apps/{appId}", "/api/v1/apps/x"),
+        ("GET /api/v1/reloads", "/api/v1/reloads?appId=x"),
+        ("GET /api/v1/reloads/{reloadId}", "/api/v1/reloads/x"),
+    ]:
+        rec.call(operation, "tier 1 full", 429, path, token=token)
+    for _ in range(2):
+        rec.call("POST /api/v1/reloads", "within tier 2", 201, "/api/v1/reloads", token=token,
+                 json={"appId": tenant.sandbox.app_ids()[0]})  # fmt: skip
+    rec.call("POST /api/v1/reloads", "tier 2 full", 429, "/api/v1/reloads", token=token,
+             json={"appId": tenant.sandbox.app_ids()[0]})  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exchanges(sandbox_ca: SandboxCA) -> Iterator[list[Exchange]]:
+    clock = FakeClock()
+    base = {**TEST_DEFAULTS, "clock": clock, "api_key": "contract-key", "items": 40}
+    main = Sandbox(SandboxConfig(**base, fail_apps=("broken-app",)),
+                   ssl_context=sandbox_ca.server_context, ca_bundle=str(sandbox_ca.ca_pem))  # fmt: skip
+    limited = Sandbox(
+        SandboxConfig(**base, rate_limit_tier1=1, rate_limit_tier2=2, max_tokens_per_client=1),
+        ssl_context=sandbox_ca.server_context,
+        ca_bundle=str(sandbox_ca.ca_pem),
+    )
+    with main, limited:
+        first, second = Recorder(Tenant(main)), Recorder(Tenant(limited))
+        _play_main(first, clock)
+        _play_limits(second)
+        yield first.exchanges + second.exchanges
+
+
+def _error_schema_pointer(spec_name: str, template: str, method: str) -> str:
+    """The spec's own error shape: another error answer of the operation, else its Errors."""
+    operations = _spec(spec_name)["paths"]
+    candidates = [(template, method)] + [(p, m) for p, ops in operations.items() for m in ops]
+    for path, verb in candidates:
+        declared = operations[path][verb]
+        if not isinstance(declared, dict):
+            continue
+        for status, answer in sorted(declared.get("responses", {}).items()):
+            schema = (answer.get("content") or {}).get("application/json", {}).get("schema")
+            if status.startswith("4") and schema:
+                media = _escape("application/json")
+                return f"/paths/{_escape(path)}/{verb}/responses/{status}/content/{media}/schema"
+    return "/components/schemas/Errors"
+
+
+def _problems(exchange: Exchange) -> list[str]:
+    spec_name, template, method = OPERATIONS[exchange.operation]
+    responses = _spec(spec_name)["paths"][template][method]["responses"]
+    response = exchange.response
+    status = str(response.status_code)
+    where = f"{exchange.operation} [{exchange.label}] {status}"
+    key = status if status in responses else "default" if "default" in responses else None
+    media = response.headers.get("Content-Type", "").split(";")[0].strip()
+    if key is None:
+        if response.status_code not in UNDOCUMENTED_BUT_REAL:
+            return [f"{where}: status not in the spec"]
+        pointer = _error_schema_pointer(spec_name, template, method)
+        if media != "application/json":
+            return [f"{where}: undocumented status with content type {media!r}"]
+        return [
+            f"{where}: {e.message}"
+            for e in _validator(spec_name, pointer).iter_errors(response.json())
+        ]
+    declared = responses[key]
+    problems = [
+        f"{where}: header {name} missing"
+        for name in declared.get("headers", {})
+        if name.lower() not in {h.lower() for h in response.headers} and not name.startswith("X-")
+    ]
+    content = declared.get("content") or {}
+    if not content:
+        if response.content:
+            problems.append(f"{where}: the spec declares no body but one was sent")
+        return problems
+    if media not in content:
+        return [*problems, f"{where}: content type {media!r} not in {sorted(content)}"]
+    if "schema" not in content[media]:
+        return problems
+    pointer = f"/paths/{_escape(template)}/{method}/responses/{key}/content/{_escape(media)}/schema"
+    instance = response.json() if media == "application/json" else response.text
+    errors = _validator(spec_name, pointer).iter_errors(instance)
+    return [*problems, *(f"{where}: {e.json_path}: {e.message}" for e in errors)]
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_every_answer_matches_the_spec(exchanges: list[Exchange], operation: str) -> None:
+    mine = [e for e in exchanges if e.operation == operation]
+    assert any(e.response.status_code < 400 for e in mine), "no successful answer was exercised"
+
+    problems = [problem for exchange in mine for problem in _problems(exchange)]
+
+    assert problems == []
+
+
+def test_the_scenario_covers_every_status_the_sandbox_gives(exchanges: list[Exchange]) -> None:
+    seen = {(e.operation, e.response.status_code) for e in exchanges}
+
+    # Each operation's refusals are exercised, not only its happy path.
+    for operation in OPERATIONS:
+        if operation.startswith("GET /api/") or operation.startswith("POST /api/"):
+            assert (operation, 401) in seen, operation
+        if operation.startswith("GET /api/v1/") and "/me" not in operation:
+            assert (operation, 429) in seen, operation
+    assert {s for o, s in seen if o == "POST /oauth/token"} == {200, 400, 401, 403, 429}
