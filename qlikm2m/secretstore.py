@@ -69,7 +69,8 @@ def keyring_timeout(env: Mapping[str, str], *, interactive: bool) -> float:
 
 def _keyring_error(case: KeyringCase, detail: str, backend: str | None) -> KeyringError:
     sentence = _CASE_SENTENCES[case]
-    message = f"{sentence}: {redact(detail)}" if detail else f"{sentence}."
+    detail = redact(detail).strip().rstrip(".").strip()
+    message = f"{sentence}: {detail}." if detail else f"{sentence}."
     details: dict[str, Any] = {"keyringCase": case}
     if backend:
         details["keyringBackend"] = backend
@@ -217,13 +218,16 @@ class KeyringAdapter:
         lowered = text.lower()
         if isinstance(error, keyring_errors.NoKeyringError):
             return _keyring_error("no-backend", text, backend)
+        # "Prompt dismissed": an unlock prompt nobody answered or no display could show.
         if isinstance(error, keyring_errors.KeyringLocked) or "locked" in lowered:
+            return _keyring_error("locked", text, backend)
+        if "dismissed" in lowered:
             return _keyring_error("locked", text, backend)
         if any(word in lowered for word in ("denied", "not allowed", "not permitted", "-25293")):
             return _keyring_error("access-denied", text, backend)
         if isinstance(error, keyring_errors.InitError) or "not available" in lowered:
             return _keyring_error("no-backend", text, backend)
-        if "dismissed" in lowered or "cancel" in lowered or "-128" in lowered:
+        if "cancel" in lowered or "-128" in lowered:
             return _keyring_error("access-denied", text, backend)
         return _keyring_error("failed", f"{type(error).__name__}: {text}", backend)
 

@@ -325,3 +325,21 @@ def test_adapter_returns_registered_secrets() -> None:
     MemoryKeyring.store[(SERVICE, "prod")] = "another-secret-from-the-keyring"
     value: Any = KeyringAdapter(env, interactive=False).get("prod")
     assert redact(f"x {value} y") == "x *** y"
+
+
+class HeadlessPromptKeyring(MemoryKeyring):
+    """What keyring's Secret Service backend raises when no unlock prompt can be shown."""
+
+    def get_password(self, service: str, username: str) -> str | None:
+        from keyring.errors import InitError
+
+        raise InitError("Failed to create the collection: Prompt dismissed..")
+
+
+def test_a_dismissed_unlock_prompt_counts_as_locked() -> None:
+    with pytest.raises(KeyringError) as caught:
+        KeyringAdapter(
+            env_with("test_secretstore.HeadlessPromptKeyring"), interactive=False
+        ).check_available()
+    assert keyring_case(caught) == "locked"
+    assert caught.value.message.endswith("Prompt dismissed.")

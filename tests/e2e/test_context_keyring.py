@@ -280,3 +280,39 @@ def test_file_storage_works_without_a_session_bus(
     assert str(path) in shown.stdout
     assert qlikm2m("context", "rm", "filed", env=no_bus_env).returncode == 0
     assert not path.exists()
+
+
+@pytest.mark.keyring
+@needs_secret_service
+def test_a_locked_keyring_is_exit_7_locked_and_writes_nothing(tmp_path: Path) -> None:
+    # A private session whose gnome-keyring was started but never unlocked, and no display for
+    # the unlock prompt: the case of an SSH login to a desktop machine.
+    script = 'gnome-keyring-daemon --start --components=secrets >/dev/null 2>&1; exec "$@"'
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DBUS_SESSION_BUS_ADDRESS", "GNOME_KEYRING_CONTROL", "DISPLAY")
+    }
+    env.update(
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        PYTHON_KEYRING_BACKEND=SECRET_SERVICE,
+        QLIKM2M_KEYRING_TIMEOUT="20",
+    )
+    result = subprocess.run(
+        ["dbus-run-session", "--", "sh", "-c", script, "sh", sys.executable, "-m", "qlikm2m",
+         "-o", "json", *create_args("locked")],
+        env=env,
+        input="locked-secret-0123456789\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 7, result.stderr
+    error_line = next(line for line in result.stderr.splitlines() if line.startswith("{"))
+    import json
+
+    error = json.loads(error_line)["error"]
+    assert error["keyringCase"] == "locked"
+    assert "Unlock" in error["hint"]
+    assert not contexts_path(env).exists()
