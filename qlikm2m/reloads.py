@@ -21,6 +21,7 @@ from qlikm2m.errors import (
     AuthError,
     ConfigError,
     ExitCode,
+    KeyringError,
     NetworkError,
     QlikM2MError,
     ReloadFailedError,
@@ -340,7 +341,9 @@ _SEVERITY = (
     ExitCode.API,
     ExitCode.NETWORK,
     ExitCode.AUTH,
+    ExitCode.KEYRING,
     ExitCode.CONFIG,
+    ExitCode.USAGE,
     ExitCode.UNEXPECTED,
     ExitCode.INTERRUPTED,
 )
@@ -352,8 +355,15 @@ _ERROR_CLASSES: dict[ExitCode, type[QlikM2MError]] = {
     ExitCode.API: ApiError,
     ExitCode.NETWORK: NetworkError,
     ExitCode.AUTH: AuthError,
+    ExitCode.KEYRING: KeyringError,
     ExitCode.CONFIG: ConfigError,
+    ExitCode.USAGE: UsageError,
 }
+
+
+# Failures of the set-up rather than of one app: when the very first request meets one, it is the
+# whole command's error, not one row of a summary.
+_SETUP_ERRORS = (AuthError, ConfigError, KeyringError, UsageError)
 
 
 def _ranked(code: ExitCode) -> ExitCode:
@@ -447,6 +457,9 @@ class _Run:
             record = self.api.start(app_id, partial=self.partial)
         except QlikM2MError as error:
             self.starting = None
+            if isinstance(error, _SETUP_ERRORS) and not self.results and not self.running:
+                # Credentials or settings that fail the first request fail every app alike.
+                raise
             self._finish(ReloadResult(app_id, Outcome.ERROR, error=error))
             return
         now = self.clock()

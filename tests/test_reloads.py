@@ -10,6 +10,7 @@ import pytest
 
 from qlikm2m.errors import (
     ApiError,
+    AuthError,
     ExitCode,
     NetworkError,
     ReloadFailedError,
@@ -416,3 +417,23 @@ def test_summary_lines_align_one_row_per_app() -> None:
     assert lines[3].split()[:4] == ["c", "-", "error", "-"]
     assert lines[3].endswith("not found")
     assert lines[1].index("r1") == lines[2].index("r22") == lines[0].index("RELOAD")
+
+
+def test_bad_credentials_on_the_first_request_fail_the_whole_run(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "QUEUED")], "b": [(0, "QUEUED")]})
+    refused = AuthError("the tenant refused the client secret")
+    tenant.start_errors = {"a": refused, "b": refused}
+    with pytest.raises(AuthError) as raised:
+        run(tenant, clock, ["a", "b"])
+    assert raised.value is refused
+
+
+def test_an_auth_error_after_a_start_is_that_apps_row_only(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, {"a": [(0, "RELOADING"), (2, "SUCCEEDED")], "b": [(0, "QUEUED")]})
+    tenant.start_errors["b"] = AuthError("token refused")
+    report = run(tenant, clock, ["a", "b"], poll_interval=1.0)
+    assert [r.outcome for r in report.results] == [Outcome.SUCCEEDED, Outcome.ERROR]
+    assert report.exit_code is ExitCode.AUTH
+    error = report.error()
+    assert isinstance(error, AuthError)
+    assert error.message == "2 reloads: 1 succeeded, 1 error."

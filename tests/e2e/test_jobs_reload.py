@@ -311,3 +311,14 @@ def test_ctrl_c_with_several_apps_names_every_reload_still_running(
     third = next(line for line in err.splitlines() if line.startswith(apps[2]))
     assert "not started" in third
     assert slow.count(POST_RELOADS) == 2
+
+
+def test_a_wrong_secret_is_one_auth_error_not_a_row_per_app(
+    sandbox: Sandbox, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    env = {**cli_env, "QLIK_CLIENT_SECRET": "not-the-secret-at-all"}
+    result = run_qlikm2m("reload", *sandbox.app_ids()[:2], "--wait", *FAST, env=env)
+    assert result.returncode == 4
+    assert result.stderr.count("error:") == 1
+    assert "APP " not in result.stderr
+    assert sandbox.count(POST_RELOADS) == 0
