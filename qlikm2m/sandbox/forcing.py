@@ -80,7 +80,11 @@ def forced_response(
     location: str | None = None,
     **options: Any,
 ) -> ForcedResponse:
-    """Build a ForcedResponse from friendly arguments (used by the Python and HTTP controls)."""
+    """Build a ForcedResponse from friendly arguments (used by the Python and HTTP controls).
+
+    A JSON value is sent as application/json, other bodies as text/plain unless `content_type`
+    or a Content-Type header says otherwise; an empty body has no content type.
+    """
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers or [])
     if isinstance(body, (dict, list)):
         raw = json.dumps(body).encode()
@@ -92,10 +96,8 @@ def forced_response(
     if location is not None:
         pairs.append(("Location", location))
         status = status or 302
-    if content_type is None and not any(k.lower() == "content-type" for k, _ in pairs):
-        content_type = "application/json" if status is None or status < 300 else None
-        if raw and content_type is None:
-            content_type = "text/plain; charset=utf-8"
+    if content_type is None and raw and not any(k.lower() == "content-type" for k, _ in pairs):
+        content_type = "text/plain; charset=utf-8"
     return ForcedResponse(
         status=status or 200, headers=pairs, body=raw, content_type=content_type, **options
     )
