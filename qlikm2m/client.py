@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
 from qlikm2m.errors import ApiError, AuthError, UsageError
+
+_LOOP_WINDOW = 64
 
 if TYPE_CHECKING:
     from qlikm2m.http import Params, Response
@@ -151,7 +154,8 @@ class QlikClient:
     ) -> Iterator[Any]:
         """Every page of a list, following ``links.next.href`` exactly as given, one at a time."""
         url: str | None = self.url_for(path)
-        seen: set[str] = set()
+        # Recent pages only: enough to catch a looping server without growing with the list.
+        recent: deque[str] = deque(maxlen=_LOOP_WINDOW)
         first = True
         while url is not None:
             response = self.request("GET", url, params=params if first else None)
@@ -164,12 +168,12 @@ class QlikClient:
             if next_href is None:
                 return
             url = self.url_for(urljoin(url, next_href))
-            if url in seen:
+            if url in recent:
                 raise ApiError(
                     f"The list at {urlsplit(url).path} points back to a page already read.",
                     hint="The server's pagination links loop; stop with fewer items or report it.",
                 )
-            seen.add(url)
+            recent.append(url)
 
     def paginate(self, path: str, params: Params = None) -> Iterator[dict[str, Any]]:
         """Every item of every page (the ``data`` arrays), streamed page by page."""

@@ -21,6 +21,8 @@ from qlikm2m.errors import ApiError, AuthError, NetworkError, QlikM2MError
 from qlikm2m.redaction import redact
 
 if TYPE_CHECKING:
+    import ssl
+
     import requests
 
 Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
@@ -214,7 +216,7 @@ class QlikErrorInfo:
 
     @property
     def text(self) -> str:
-        parts = [p for p in (self.title, self.detail) if p]
+        parts = [p.rstrip(". ") for p in (self.title, self.detail) if p and p.rstrip(". ")]
         if len(parts) == 2 and parts[1].lower().startswith(parts[0].lower()):
             parts = parts[1:]
         text = ": ".join(parts)
@@ -432,24 +434,31 @@ def _nothing_sent(error: BaseException) -> bool:
     return any(isinstance(cause, NewConnectionError) for cause in _cause_chain(error))
 
 
-def _build_session(options: HttpOptions) -> requests.Session:
+def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
+    """The client TLS context: the OS trust store (truststore) plus the CAs of ``ca_bundle``."""
     import ssl
 
-    import requests
     import truststore
-    from requests.adapters import HTTPAdapter
 
-    context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if options.ca_bundle:
+    context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_bundle:
         try:
-            context.load_verify_locations(cafile=options.ca_bundle)
+            context.load_verify_locations(cafile=ca_bundle)
         except (OSError, ssl.SSLError) as error:
             from qlikm2m.errors import ConfigError
 
             raise ConfigError(
-                f"The CA bundle {options.ca_bundle!r} could not be loaded: {error}.",
+                f"The CA bundle {ca_bundle!r} could not be loaded: {error}.",
                 hint="It must be a PEM file with one or more CA certificates.",
             ) from error
+    return context
+
+
+def _build_session(options: HttpOptions) -> requests.Session:
+    import requests
+    from requests.adapters import HTTPAdapter
+
+    context = tls_context(options.ca_bundle)
 
     class TrustStoreAdapter(HTTPAdapter):
         """TLS verified by the OS trust store plus the --ca-bundle, for direct and proxied use."""

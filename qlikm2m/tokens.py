@@ -238,7 +238,7 @@ def _token_endpoint_refusal(response: Response, action: str = "issue a token") -
     if info.trace_id:
         details["traceId"] = info.trace_id
     return AuthError(
-        f"The tenant refused to {action} (HTTP {response.status}): {said}",
+        f"The tenant refused to {action} (HTTP {response.status}): {said.rstrip('.')}.",
         hint="Check the client id and secret, the scopes the OAuth client allows, and whether it "
         "reached its maximum number of tokens (tenant management console > OAuth).",
         details=details,
