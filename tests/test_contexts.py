@@ -210,6 +210,7 @@ update_contexts(dict(os.environ), lambda f: f.with_context(context))
 """
 
 
+@pytest.mark.slow
 def test_sixteen_parallel_writers_lose_nothing(env: dict[str, str]) -> None:
     names = [f"ctx{i}" for i in range(16)]
     procs = [subprocess.Popen([sys.executable, "-c", _WRITER, name], env=env) for name in names]
