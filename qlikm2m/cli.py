@@ -113,6 +113,7 @@ def _register_commands() -> None:
         apps,
         auth,
         context,
+        doctor,
         items,
         reload,
         sandbox,
@@ -121,7 +122,7 @@ def _register_commands() -> None:
         user,
     )
 
-    for module in (context, auth, user, tenant, api, sandbox, spaces, items, apps, reload):
+    for module in (context, auth, user, tenant, api, sandbox, spaces, items, apps, reload, doctor):
         module.register(app)
 
 
@@ -172,6 +173,13 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
         # The reader went away (`| head`): that is its choice, not our failure.
         _silence_stdout()
         return int(ExitCode.OK)
+    except SystemExit as exit_request:
+        # Typer meets the broken pipe first and exits 1; scripts with `set -o pipefail` and
+        # `| head` would fail for nothing.
+        if isinstance(exit_request.__context__, BrokenPipeError):
+            _silence_stdout()
+            return int(ExitCode.OK)
+        raise
     except Exception as error:
         if runtime.verbose:
             _print_traceback(runtime)

@@ -1,0 +1,118 @@
+"""`qlikm2m doctor` end to end against the sandbox: each failure found, named, fixed, exit-coded."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fixtures_sandbox import RunQlikm2m
+
+from qlikm2m.sandbox import Sandbox
+
+
+def _checks(stdout: str) -> dict[str, dict[str, Any]]:
+    return {check["check"]: check for check in json.loads(stdout)["checks"]}
+
+
+def test_healthy_setup_passes_every_network_and_credential_check(
+    run_qlikm2m: RunQlikm2m, sandbox: Sandbox
+) -> None:
+    done = run_qlikm2m("-o", "json", "doctor")
+    assert done.returncode == 0, done.stderr
+    checks = _checks(done.stdout)
+    for name in ("settings", "dns", "tcp", "tls", "clock", "token", "users/me", "proxy"):
+        assert checks[name]["status"] == "ok", checks[name]
+    assert "qlikbot" in checks["users/me"]["detail"] or sandbox.client_id in json.dumps(checks)
+    # The keyring is unusable in tests, but environment credentials do not need it.
+    assert checks["keyring"]["status"] == "warn"
+    assert json.loads(done.stdout)["ok"] is True
+
+
+def test_wrong_secret_fails_the_token_check_with_exit_4(
+    run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
+) -> None:
+    env = {**cli_env, "QLIK_CLIENT_SECRET": "not-the-secret-at-all"}
+    done = run_qlikm2m("-o", "json", "doctor", env=env)
+    assert done.returncode == 4
+    checks = _checks(done.stdout)
+    assert checks["token"]["status"] == "fail"
+    assert checks["token"]["fix"]
+    assert "not-the-secret-at-all" not in done.stdout + done.stderr
+
+
+def test_untrusted_certificate_fails_tls_and_skips_the_rest(
+    run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
+) -> None:
+    env = dict(cli_env)
+    del env["QLIK_CA_BUNDLE"]
+    done = run_qlikm2m("-o", "json", "doctor", env=env)
+    assert done.returncode == 6
+    checks = _checks(done.stdout)
+    assert checks["tls"]["status"] == "fail"
+    assert "--ca-bundle" in checks["tls"]["fix"]
+    assert checks["token"]["status"] == "skip"
+    assert checks["users/me"]["status"] == "skip"
+
+
+def test_missing_settings_fail_with_exit_3_and_skip_the_network(
+    run_qlikm2m: RunQlikm2m,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QLIK_")}
+    done = run_qlikm2m("-o", "json", "doctor", env=env)
+    assert done.returncode == 3
+    checks = _checks(done.stdout)
+    assert checks["settings"]["status"] == "fail"
+    assert {checks[name]["status"] for name in ("dns", "tcp", "tls", "token")} == {"skip"}
+
+
+def test_loose_cache_permissions_are_a_failure_with_the_chmod_fix(
+    run_qlikm2m: RunQlikm2m, isolated_dirs: dict[str, Path]
+) -> None:
+    cache = isolated_dirs["cache"]
+    cache.mkdir(mode=0o755)
+    os.chmod(cache, 0o755)  # noqa: S103  (the point of the test)
+    (cache / "stray.json").write_text("{}")
+    os.chmod(cache / "stray.json", 0o644)
+    done = run_qlikm2m("-o", "json", "doctor")
+    assert done.returncode == 3
+    check = _checks(done.stdout)["cache dir"]
+    assert check["status"] == "fail"
+    assert check["fix"] == f"chmod -R go-rwx {cache}"
+
+
+def test_clock_skew_against_the_server_date_is_reported(
+    run_qlikm2m: RunQlikm2m, sandbox: Sandbox
+) -> None:
+    an_hour_ago = email.utils.formatdate(time.time() - 3600, usegmt=True)
+    sandbox.force(
+        match="GET /.well-known/oauth-authorization-server",
+        status=200,
+        headers={"Date": an_hour_ago},
+        body={},
+    )
+    done = run_qlikm2m("-o", "json", "doctor")
+    check = _checks(done.stdout)["clock"]
+    assert check["status"] == "fail", check
+    assert "ahead of the server" in check["detail"]
+    assert done.returncode == 3
+
+
+def test_text_report_has_one_line_per_check_and_hides_proxy_passwords(
+    run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
+) -> None:
+    env = {
+        **cli_env,
+        "HTTPS_PROXY": "http://alice:proxy-password-123@127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    done = run_qlikm2m("doctor", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("ok") and "users/me" in line for line in lines)
+    proxy_line = next(line for line in lines if " proxy " in f" {line} ")
+    assert "proxy-password-123" not in done.stdout
+    assert "bypassed by NO_PROXY" in proxy_line
