@@ -159,7 +159,11 @@ class _Prompter:
             import getpass
 
             # getpass talks to the terminal itself and turns echo off; Ctrl-C propagates.
-            value = getpass.getpass(prompt + " ", stream=stream)
+            try:
+                value = getpass.getpass(prompt + " ", stream=stream)
+            except EOFError:  # Ctrl-D: the person gave up, as with Ctrl-C
+                stream.write("\n")
+                raise KeyboardInterrupt from None
         else:
             stream.write(prompt + " ")
             stream.flush()

@@ -259,3 +259,18 @@ def test_a_typo_in_the_url_is_asked_again(spawn: Spawn, sandbox: Any) -> None:
     child.sendintr()
     code, _ = finish(child)
     assert code == 130
+
+
+def test_ctrl_d_at_the_hidden_prompt_is_exit_130(
+    spawn: Spawn, sandbox: Any, isolated_dirs: dict[str, Path]
+) -> None:
+    child = spawn(
+        "context", "init", "--server", sandbox.url, "--oauth-client-id", "c",
+        "--secret-storage", "file",
+    )  # fmt: skip
+    child.expect_exact("Client Secret:")
+    child.sendeof()
+    code, rest = finish(child)
+    assert code == 130, rest
+    assert "unexpected" not in rest
+    assert nothing_saved(isolated_dirs)
