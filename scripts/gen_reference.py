@@ -1,0 +1,60 @@
+"""Write docs/reference.md from the command tree itself, so the reference cannot drift.
+
+Run `python scripts/gen_reference.py` after changing a command; tests/test_docs.py fails when the
+committed file differs from what this produces.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
+HEADER = """# Command reference
+
+Generated from the CLI by `scripts/gen_reference.py`; do not edit by hand. Every command also
+takes the global options shown first (`qlikm2m --context NAME user me`). Exit codes:
+[exit-codes.md](exit-codes.md).
+"""
+
+
+def _walk(command: Any, ctx: Any, path: list[str]) -> list[tuple[list[str], str]]:
+    pages = [(path, command.get_help(ctx))]
+    subcommands = getattr(command, "commands", {})
+    for name in sorted(subcommands) if path else list(subcommands):
+        sub = subcommands[name]
+        if getattr(sub, "hidden", False):
+            continue
+        sub_ctx = type(ctx)(
+            sub, info_name=name, parent=ctx, terminal_width=100, max_content_width=100
+        )
+        pages += _walk(sub, sub_ctx, [*path, name])
+    return pages
+
+
+def render() -> str:
+    # Plain (non-rich) help text, independent of the terminal this runs in.
+    os.environ["TERM"] = "dumb"
+    import typer
+
+    from qlikm2m.cli import app
+
+    root = typer.main.get_command(app)
+    ctx = typer.Context(root, info_name="qlikm2m", terminal_width=100, max_content_width=100)
+    parts = [HEADER]
+    for path, text in _walk(root, ctx, []):
+        title = " ".join(["qlikm2m", *path])
+        parts.append(f"\n## `{title}`\n\n```text\n{text.rstrip()}\n```\n")
+    return "".join(parts)
+
+
+def main() -> int:
+    REFERENCE.write_text(render())
+    sys.stdout.write(f"wrote {REFERENCE}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
