@@ -41,6 +41,8 @@ def render() -> str:
 
     from qlikm2m.cli import app
 
+    # Plain help whatever stdout is: the CLI picks rich panels only for a terminal.
+    app.rich_markup_mode = None
     root = typer.main.get_command(app)
     ctx = typer.Context(root, info_name="qlikm2m", terminal_width=100, max_content_width=100)
     parts = [HEADER]
