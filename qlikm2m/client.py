@@ -37,7 +37,11 @@ class QlikClient:
             max_retries=settings.retries,
             ca_bundle=settings.ca_bundle.value,
         )
-        self.transport = Transport(options, trace=runtime.stderr if runtime.verbose else None)
+        self.transport = Transport(
+            options,
+            trace=runtime.stderr if runtime.verbose else None,
+            trace_headers=runtime.verbose >= 2,
+        )
         self.tokens = TokenManager(settings, runtime.env, self.transport, use_cache=use_token_cache)
 
     # -- URLs --

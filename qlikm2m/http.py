@@ -498,9 +498,11 @@ class Transport:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        trace_headers: bool = False,
     ) -> None:
         self.options = options
         self._trace_stream = trace
+        self._trace_headers = trace_headers
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
@@ -588,6 +590,10 @@ class Transport:
             attempt += 1
             started = time.monotonic()
             self._trace(f"> {method} {self._display_url(url, params)}")
+            if self._trace_headers:
+                for name, value in headers.items():
+                    shown = "Bearer ***" if name.lower() == "authorization" else value
+                    self._trace(f">   {name}: {shown}")
             try:
                 raw = self.session.request(
                     method,
@@ -658,6 +664,10 @@ class Transport:
         if limits:
             line += "  " + " ".join(limits)
         self._trace(line)
+        if self._trace_headers:
+            for name, value in response.headers.items():
+                shown = "***" if name.lower() in ("set-cookie", "authorization") else value
+                self._trace(f"<   {name}: {shown}")
 
     def _transport_error(self, error: BaseException, method: str, url: str) -> _Failure:
         import requests

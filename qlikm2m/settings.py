@@ -10,7 +10,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from qlikm2m.errors import ConfigError, QlikM2MError, UsageError
@@ -326,7 +326,6 @@ def resolve_settings(
     no_token_cache: bool = False,
     connect_timeout: float | None = None,
     read_timeout: float | None = None,
-    **ignored: Any,
 ) -> ResolvedSettings:
     """Resolve every setting of one command. Each value keeps its source.
 
@@ -355,7 +354,6 @@ def resolve_settings(
     A secret is never taken from a command-line value: only from the environment, a stored context
     or stdin (``--client-secret-stdin``).
     """
-    del ignored
     env = runtime.env
     explicit_context = _first(
         (runtime.context, "flag --context"), (_env(env, ENV_CONTEXT), f"env {ENV_CONTEXT}")

@@ -381,6 +381,7 @@ def test_trace_redacts_the_token(server: Scripted) -> None:
     )
     text = trace.getvalue()
     assert token not in text
+    assert "Authorization" not in text  # headers only at -vv
     assert f"> GET {server.url}/api/v1/x" in text
     assert "< 200 OK" in text
     assert "ratelimit-remaining=99" in text
@@ -429,3 +430,15 @@ def test_unreadable_ca_bundle_is_a_config_error(tmp_path: Any, tls_server: Scrip
     pem.write_text("not a certificate")
     with pytest.raises(ConfigError, match="could not be loaded"):
         _transport(ca_bundle=str(pem)).request("GET", tls_server.url + "/x")
+
+
+def test_header_trace_masks_the_authorization(server: Scripted) -> None:
+    token = "header-trace-token-abcdefghijklmnop"
+    server.route("/api/v1/x", Reply(200, b"{}", {"Content-Type": "application/json"}))
+    trace = io.StringIO()
+    transport = Transport(HttpOptions(), trace=trace, trace_headers=True)
+    transport.request("GET", server.url + "/api/v1/x", bearer=token)
+    text = trace.getvalue()
+    assert token not in text
+    assert ">   Authorization: Bearer ***" in text
+    assert "<   Content-Type: application/json" in text
