@@ -85,6 +85,12 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Plan]:
     )
     parser.add_argument("--seed", type=int, default=5, help="seed of the interleaving order")
     parser.add_argument("--output", type=Path, help="Markdown file to write")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        metavar="LOAD",
+        help="first wait (up to 15 min) for the 1-minute load average to drop to LOAD",
+    )
     parser.add_argument("--venv", type=Path, required=True, help="the project's venv")
     parser.add_argument("--sdk-python", type=Path, required=True, help="python of qlik-sdk's venv")
     parser.add_argument("--node-dir", type=Path, required=True, help="npm project with @qlik/api")
@@ -1083,6 +1089,17 @@ def render(report: Report) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def wait_idle(threshold: float, *, timeout: float) -> None:
+    """Other work on a 2-core machine skews every figure: start when it has calmed down."""
+    deadline = time.monotonic() + timeout
+    while (load := os.getloadavg()[0]) > threshold:
+        if time.monotonic() > deadline:
+            log(f"load still {load:.2f} after {timeout:.0f} s: starting anyway")
+            return
+        log(f"waiting for the load average ({load:.2f}) to drop to {threshold}")
+        time.sleep(30)
+
+
 def main(argv: Sequence[str]) -> int:
     args, plan = parse_args(argv)
     tools = Tools(args.venv, args.sdk_python, args.node_dir)
@@ -1091,6 +1108,9 @@ def main(argv: Sequence[str]) -> int:
     fresh = FreshDirs(WORK / "caches")
     report = Report(plan)
     report.machine = describe_machine(tools, env)
+    if args.wait_idle is not None:
+        wait_idle(args.wait_idle, timeout=900)
+    report.machine["load"] = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     started = time.monotonic()
     log(f"plan: {plan}")
     try:
