@@ -180,9 +180,15 @@ class Response:
     def _too_large(self, limit: int) -> ApiError:
         return ApiError(
             f"{self.method} {_path_of(self.url)} answered with a body larger than "
-            f"{limit // (1024 * 1024)} MiB; refusing to read it into memory.",
+            f"{_size(limit)}; refusing to read it into memory.",
             hint="For large downloads use `qlikm2m api ... --output-file FILE`.",
         )
+
+
+def _size(limit: int) -> str:
+    if limit >= 1024 * 1024:
+        return f"{limit / (1024 * 1024):g} MiB"
+    return f"{limit / 1024:g} KiB"
 
 
 def _body_error(error: BaseException, response: Response) -> QlikM2MError:

@@ -26,6 +26,7 @@ def test_paginate_emits_every_item_exactly_once(make_sandbox: Any, run_qlikm2m: 
     assert set(ids.values()) == {1}
     # The default page size of the items API is 10: every page was followed.
     assert sandbox.count("GET /api/v1/items") == 235
+    assert sandbox.connections == 1  # one session, one kept-alive connection
 
 
 def test_paginate_with_query_and_params(make_sandbox: Any, run_qlikm2m: Any) -> None:

@@ -27,6 +27,8 @@ def test_user_me_and_tenant_me_from_the_environment_only(
 ) -> None:
     user = run_qlikm2m("user", "me")
     assert user.returncode == 0, user.stderr
+    # Mint, 301 and the user: three requests over one reused connection.
+    assert sandbox.connections == 1
     me = _json(user.stdout)
     assert me["clientId"] == sandbox.client_id
     assert me["subject"] == f"qlikbot\\{sandbox.client_id}"
