@@ -389,17 +389,22 @@ class _Handler(BaseHTTPRequestHandler):
         headers: list[tuple[str, str]],
         length: int | None,
     ) -> bytes:
-        lines = [
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}",
-            f"Date: {self.date_time_string()}",
-            f"Server: {self.server_version}",
-        ]
-        if content_type:
+        # Headers given by a forced response replace the defaults (a proxy's Date, a lying
+        # Content-Length...).
+        given = {name.lower() for name, _ in headers}
+        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}"]
+        if "date" not in given:
+            lines.append(f"Date: {self.date_time_string()}")
+        if "server" not in given:
+            lines.append(f"Server: {self.server_version}")
+        if content_type and "content-type" not in given:
             lines.append(f"Content-Type: {content_type}")
         lines += [f"{name}: {value}" for name, value in headers]
-        lines.append(
-            "Transfer-Encoding: chunked" if length is None else f"Content-Length: {length}"
-        )
+        framed_by_caller = "content-length" in given or "transfer-encoding" in given
+        if length is None and not framed_by_caller:
+            lines.append("Transfer-Encoding: chunked")
+        elif not framed_by_caller and status not in (204, 304):  # RFC 9110: none on these
+            lines.append(f"Content-Length: {length}")
         if self.close_connection:
             lines.append("Connection: close")
         self.log_request(status, length if length is not None else "-")

@@ -260,3 +260,27 @@ def test_stop_returns_while_a_client_holds_a_stalled_connection(make_sandbox: ob
 
     with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
         response.content  # noqa: B018 - the read must fail, not hang
+
+
+def test_forced_headers_replace_the_defaults(tenant: Tenant) -> None:
+    tenant.sandbox.force(
+        headers={"Date": "Mon, 01 Jan 2024 00:00:00 GMT", "Content-Type": "text/csv"},
+        body="a,b\n",
+        content_type="application/json",
+        match="GET /api/v1/items",
+    )
+
+    response = tenant.get("/api/v1/items")
+
+    assert response.headers["Date"] == "Mon, 01 Jan 2024 00:00:00 GMT"
+    assert response.headers["Content-Type"] == "text/csv"
+    assert response.text == "a,b\n"
+
+
+def test_a_lying_content_length_is_sent_as_given(tenant: Tenant) -> None:
+    tenant.sandbox.force(
+        headers={"Content-Length": "100"}, body='{"id": 1}', stall_after=9, stall=0, match="/api/"
+    )
+
+    with pytest.raises(requests.exceptions.ChunkedEncodingError, match="IncompleteRead"):
+        tenant.get("/api/v1/items")
