@@ -213,7 +213,11 @@ class ResolvedSettings:
     @property
     def kind(self) -> AuthType:
         value = self.auth_type.value
-        return value if value in ("apikey", "token") else "oauth"  # type: ignore[return-value]
+        if value == "apikey":
+            return "apikey"
+        if value == "token":
+            return "token"
+        return "oauth"
 
     @property
     def secret_at_hand(self) -> bool:

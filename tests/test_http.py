@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import trustme
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qlikm2m import __version__
 from qlikm2m.errors import ApiError, AuthError, ConfigError, NetworkError
@@ -442,3 +444,36 @@ def test_header_trace_masks_the_authorization(server: Scripted) -> None:
     assert token not in text
     assert ">   Authorization: Bearer ***" in text
     assert "<   Content-Type: application/json" in text
+
+
+@given(st.binary(max_size=2000), st.sampled_from(["", "application/json", "text/html"]))
+def test_parse_error_body_never_raises(body: bytes, content_type: str) -> None:
+    info = parse_error_body(body, content_type)
+    assert "\n" not in info.text
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(
+                st.sampled_from(
+                    ["errors", "title", "detail", "code", "status", "error", "message", "traceId"]
+                ),
+                children,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_parse_error_body_accepts_any_json_shape(document: Any) -> None:
+    info = parse_error_body(json.dumps(document).encode(), "application/json")
+    assert isinstance(info.text, str)
+
+
+@given(st.text(max_size=60))
+def test_parse_retry_after_never_raises(value: str) -> None:
+    seconds = parse_retry_after(value, now=time.time())
+    assert seconds is None or seconds >= 0
