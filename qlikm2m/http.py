@@ -7,12 +7,10 @@ The only module that imports ``requests`` (and ``truststore``), and only when a 
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -376,6 +374,8 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
+        from email.utils import parsedate_to_datetime
+
         try:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError, IndexError):
@@ -388,8 +388,12 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
     return max(0.0, seconds)
 
 
-def backoff_delay(attempt: int, rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(attempt: int, rand: Callable[[], float] | None = None) -> float:
     """Exponential backoff with jitter: between half and all of 0.5 s * 2^attempt (capped)."""
+    if rand is None:
+        import random
+
+        rand = random.random
     base = min(_BACKOFF_CAP, _BACKOFF_BASE * (2.0**attempt))
     return base * (0.5 + rand() / 2)
 
@@ -503,7 +507,7 @@ class Transport:
         trace: IO[str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
         trace_headers: bool = False,
     ) -> None:
         self.options = options

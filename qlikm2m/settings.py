@@ -6,7 +6,6 @@ nowhere else; messages and ``auth status`` show where each value came from.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +55,8 @@ def is_loopback_host(host: str) -> bool:
     host = host.strip("[]").lower()
     if host == "localhost":
         return True
+    import ipaddress
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -134,6 +135,8 @@ def _normalize_server_url(raw: str) -> str:
 
 def _check_host(host: str, raw: str) -> None:
     if ":" in host:  # an IPv6 literal (urlsplit already removed the brackets)
+        import ipaddress
+
         try:
             ipaddress.IPv6Address(host.split("%", 1)[0])
         except ValueError:

@@ -12,12 +12,10 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -220,6 +218,8 @@ def _parse_expiry(body: Mapping[str, Any], sent_at: float) -> float | None:
         return sent_at + float(expires_in) if expires_in > 0 else None
     expires_at = body.get("expires_at")
     if isinstance(expires_at, str):
+        from datetime import datetime
+
         try:
             return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
         except ValueError:
@@ -366,6 +366,8 @@ class TokenManager:
                     return cached
                 token = self._mint()
                 if token.expires_at is not None and token.is_fresh(self.clock()):
+                    import secrets
+
                     salt = secrets.token_bytes(16)
                     digest = fingerprint(salt, self._key.client_id, self.settings.secret())
                     _write_entry(path, self._key, token, salt, digest)
