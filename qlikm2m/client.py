@@ -157,6 +157,8 @@ class QlikClient:
         on_response: Callable[[Response], None] | None = None,
     ) -> Iterator[Any]:
         """Every page of a list, following ``links.next.href`` exactly as given, one at a time."""
+        from qlikm2m.http import origin_of
+
         url: str | None = self.url_for(path)
         # Recent pages only: enough to catch a looping server without growing with the list.
         recent: deque[str] = deque(maxlen=_LOOP_WINDOW)
@@ -171,7 +173,13 @@ class QlikClient:
             next_href = _next_href(page)
             if next_href is None:
                 return
-            url = self.url_for(urljoin(url, next_href))
+            url = urljoin(url, next_href)
+            if origin_of(url) != origin_of(self.settings.server_url):
+                raise ApiError(
+                    f"The next page is on {urlsplit(url).netloc}, not on the tenant "
+                    f"{self.settings.server_url}; the token is not sent elsewhere.",
+                    hint="If that is the tenant's own host name, use it as QLIK_SERVER/--server.",
+                )
             if url in recent:
                 raise ApiError(
                     f"The list at {urlsplit(url).path} points back to a page already read.",

@@ -171,3 +171,27 @@ def test_bad_arguments_are_usage_errors(sandbox: Sandbox, run_qlikm2m: Any) -> N
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
     assert sandbox.counters().get("GET /api/v1/items", 0) == 0
+
+
+def test_next_page_on_another_host_is_refused(sandbox: Sandbox, run_qlikm2m: Any) -> None:
+    page = {
+        "data": [{"id": "a"}],
+        "links": {"next": {"href": "https://elsewhere.example.com/api/v1/items?next=x"}},
+    }
+    sandbox.force(status=200, body=page, match="GET /api/v1/items")
+    result = run_qlikm2m("api", "v1/items", "--paginate")
+    assert result.returncode == 5
+    assert "elsewhere.example.com" in result.stderr
+    assert "not sent elsewhere" in result.stderr
+
+
+def test_looping_next_links_are_detected(sandbox: Sandbox, run_qlikm2m: Any) -> None:
+    page = {
+        "data": [{"id": "a"}],
+        "links": {"next": {"href": f"{sandbox.url}/api/v1/items?next=same"}},
+    }
+    sandbox.force(status=200, body=page, match="GET /api/v1/items", times=None)
+    result = run_qlikm2m("api", "v1/items", "--ndjson")
+    assert result.returncode == 5
+    assert "points back to a page already read" in result.stderr
+    assert sandbox.count("GET /api/v1/items") == 2
