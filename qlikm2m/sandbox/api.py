@@ -636,6 +636,18 @@ def list_reloads(
     return _list_page(api, request, f"reloads:{app_id}", scan, limit)
 
 
+@route("GET", "/api/v1/apps/{appId}/reloads/logs/{reloadId}", "apps")
+def get_reload_log(
+    api: Api, request: Request, principal: Principal | None, params: dict[str, str]
+) -> Response:
+    # The apps service serves the whole script log as a binary download.
+    reload = api.state.reloads.get(params["reloadId"])
+    if reload is None or reload.app_id != params["appId"]:
+        return not_found("apps", "Reload log")
+    log = api.state.reload_view(reload, request.base_url, with_log=True)["log"]
+    return Response(200, log.encode(), "application/octet-stream")
+
+
 @route("POST", "/api/v1/reloads/{reloadId}/actions/cancel", "reloads")
 def cancel_reload(
     api: Api, request: Request, principal: Principal | None, params: dict[str, str]

@@ -94,6 +94,8 @@ def test_a_failed_reload_is_exit_8_with_its_log_on_stderr(
     assert "the end of its log:" in result.stderr
     assert "  | Error: Field 'Amount' not found" in result.stderr
     assert f"error: reload {record['id']} of app {FAILING_APP} ended FAILED" in result.stderr
+    # The tail comes from the apps service's full script log, not the record's excerpt.
+    assert failing.count("GET /api/v1/apps/{appId}/reloads/logs/{reloadId}") == 1
     assert "Traceback" not in result.stderr
 
 

@@ -146,3 +146,16 @@ def test_advance_clock_moves_reloads_along(timed: Tenant) -> None:
     timed.sandbox.advance_clock(60)
 
     assert _status(timed, token, created["id"])["status"] == "SUCCEEDED"
+
+
+def test_the_apps_service_serves_the_whole_reload_log(timed: Tenant, clock: FakeClock) -> None:
+    token = timed.token()
+    created = _start(timed, token, "broken-app")
+    clock.advance(20)
+    response = timed.get(f"/api/v1/apps/broken-app/reloads/logs/{created['id']}", token)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert "Error: Field 'Amount' not found" in response.text
+    other_app = timed.sandbox.app_ids()[0]
+    wrong = timed.get(f"/api/v1/apps/{other_app}/reloads/logs/{created['id']}", token)
+    assert wrong.status_code == 404
