@@ -577,6 +577,10 @@ class Transport:
                 method, body = "GET", None
                 extra.pop("Content-Type", None)
             if origin_of(url) != origin:
+                if body is not None:
+                    # A 307/308 re-sends the body, and the token request's body holds the client
+                    # secret: it must never go to a host other than the tenant.
+                    raise _cross_origin_body(response, url)
                 self._trace(f"* redirected to another origin: {url} (Authorization not sent)")
         raise NetworkError(
             f"Too many redirects (more than {MAX_REDIRECTS}) starting from {_path_of(url)}.",
@@ -731,6 +735,16 @@ class Transport:
         if isinstance(error, requests.exceptions.RequestException):
             return _Failure(NetworkError(f"{where} failed: {_cause_text(error)}."))
         raise error
+
+
+def _cross_origin_body(response: Response, target: str) -> ApiError:
+    parts = urlsplit(target)
+    return ApiError(
+        f"{response.method} {_path_of(response.url)} was redirected (HTTP {response.status}) to "
+        f"another origin, {parts.scheme}://{parts.netloc}; not re-sending the request body there.",
+        hint="The body may hold credentials (the token request carries the client secret). Check "
+        "the tenant URL and any proxy between you and the tenant.",
+    )
 
 
 def _tls_reason(error: BaseException) -> str:
