@@ -420,6 +420,7 @@ def _cause_chain(error: BaseException) -> Iterator[BaseException]:
 
 def _cause_text(error: BaseException) -> str:
     import socket
+    from http.client import IncompleteRead
 
     for cause in _cause_chain(error):
         if isinstance(cause, ConnectionRefusedError):
@@ -428,6 +429,12 @@ def _cause_text(error: BaseException) -> str:
             return "the host name could not be resolved"
         if isinstance(cause, ConnectionResetError):
             return "the connection was reset"
+        if isinstance(cause, IncompleteRead):
+            # urllib3's subclass counts bytes (ints); the standard library's keeps the bytes.
+            partial, missing = cause.partial, cause.expected
+            got = partial if isinstance(partial, int) else len(partial)
+            short = f", {missing} bytes short of its Content-Length" if missing else ""
+            return f"the server closed the connection after {got} bytes of the body{short}"
     text = str(error)
     if "RemoteDisconnected" in text or "closed connection" in text.lower():
         return "the server closed the connection without answering"
@@ -748,6 +755,14 @@ def _cross_origin_body(response: Response, target: str) -> ApiError:
 
 
 def _tls_reason(error: BaseException) -> str:
+    import ssl
+
+    for cause in _cause_chain(error):
+        # OpenSSL's own words, with the name that was checked ("... not valid for 'host'").
+        if isinstance(cause, ssl.SSLCertVerificationError) and cause.verify_message:
+            return (
+                _clean(str(cause.verify_message).rstrip(". "), 160) or "certificate verify failed"
+            )
     text = str(error)
     for pattern in (
         r"certificate verify failed: ([^(\]'\")]+)",
