@@ -34,6 +34,7 @@ CACHE_VERSION = 1
 MAX_CACHE_FILE = 64 * 1024
 IMPERSONATION_GRANT = "urn:qlik:oauth:user-impersonation"
 _TOKEN_DIR = "tokens"  # noqa: S105 - a folder name
+_LAST_SHOWABLE_TIME = 253402300800.0  # 10000-01-01T00:00:00Z: datetime's limit
 
 TokenOrigin = Literal["cache", "minted", "apikey", "env"]
 
@@ -137,9 +138,14 @@ def _read_entry(path: Path) -> _Entry | None:
             isinstance(key, dict)
             and isinstance(value, str)
             and value
+            # hmac.compare_digest raises TypeError on non-ASCII text; tokens and digests are ASCII.
+            and value.isascii()
             and isinstance(expires_at, int | float)
+            # NaN or a date past year 9999 would break freshness checks and `auth status`.
+            and 0 <= expires_at < _LAST_SHOWABLE_TIME
             and isinstance(salt, str)
             and isinstance(digest, str)
+            and digest.isascii()
             and (scope is None or isinstance(scope, str))
         ):
             return None
