@@ -77,7 +77,9 @@ def normalize_server_url(raw: str) -> str:
     except QlikM2MError:
         raise
     except (ValueError, TypeError, UnicodeError) as error:
-        raise ConfigError(f"{_shown(raw)} is not a valid tenant URL.", hint=_URL_HINT) from error
+        raise ConfigError(
+            f"{_shown_url(raw)} is not a valid tenant URL.", hint=_URL_HINT
+        ) from error
 
 
 def _shown(raw: str) -> str:
@@ -86,12 +88,18 @@ def _shown(raw: str) -> str:
     return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
+def _shown_url(raw: str) -> str:
+    # Whatever ends in "@" may be user:password, even where urlsplit sees no userinfo
+    # ("https:/user:pw@host"): it is masked before the value is echoed.
+    return _shown(re.sub(r"[^/@?#]*@", "***@", str(raw)))
+
+
 def _normalize_server_url(raw: str) -> str:
     text = raw.strip()
     if not text:
         raise ConfigError("The tenant URL is empty.", hint=_URL_HINT)
     if any(ch.isspace() or not ch.isprintable() for ch in text):
-        raise ConfigError(f"{_shown(raw)} is not a valid tenant URL.", hint=_URL_HINT)
+        raise ConfigError(f"{_shown_url(raw)} is not a valid tenant URL.", hint=_URL_HINT)
     if "://" not in text:
         text = "https://" + text
     parts = urlsplit(text)
@@ -103,19 +111,19 @@ def _normalize_server_url(raw: str) -> str:
             hint="Remove the user@ part: credentials come from the client id and secret.",
         )
     if parts.query or text.endswith("?"):
-        raise ConfigError(f"The tenant URL {_shown(raw)} has a query string.", hint=_URL_HINT)
+        raise ConfigError(f"The tenant URL {_shown_url(raw)} has a query string.", hint=_URL_HINT)
     if parts.fragment or "#" in text:
-        raise ConfigError(f"The tenant URL {_shown(raw)} has a fragment.", hint=_URL_HINT)
+        raise ConfigError(f"The tenant URL {_shown_url(raw)} has a fragment.", hint=_URL_HINT)
     host = (parts.hostname or "").lower()
     if not host:
-        raise ConfigError(f"The tenant URL {_shown(raw)} has no host name.", hint=_URL_HINT)
+        raise ConfigError(f"The tenant URL {_shown_url(raw)} has no host name.", hint=_URL_HINT)
     port = parts.port  # ValueError for a non-numeric or out-of-range port
     if port == 0:
-        raise ConfigError(f"The tenant URL {_shown(raw)} has port 0.", hint=_URL_HINT)
+        raise ConfigError(f"The tenant URL {_shown_url(raw)} has port 0.", hint=_URL_HINT)
     _check_host(host, raw)
     if scheme not in ("https", "http"):
         raise ConfigError(
-            f"The tenant URL {_shown(raw)} uses {scheme}://; qlikm2m speaks https only.",
+            f"The tenant URL {_shown_url(raw)} uses {scheme}://; qlikm2m speaks https only.",
             hint=_URL_HINT,
         )
     if scheme == "http" and not is_loopback_host(host):
@@ -127,7 +135,7 @@ def _normalize_server_url(raw: str) -> str:
     path = parts.path.rstrip("/")
     if path and not re.match(r"^/api(/|$)", path, re.IGNORECASE):
         raise ConfigError(
-            f"The tenant URL {_shown(raw)} has a path ({_shown(path)}).",
+            f"The tenant URL {_shown_url(raw)} has a path ({_shown_url(path)}).",
             hint=f"Use only the scheme and host, e.g. {scheme}://{_netloc(host, port, scheme)}",
         )
     return f"{scheme}://{_netloc(host, port, scheme)}"
@@ -141,12 +149,12 @@ def _check_host(host: str, raw: str) -> None:
             ipaddress.IPv6Address(host.split("%", 1)[0])
         except ValueError:
             raise ConfigError(
-                f"{_shown(raw)} has an invalid IPv6 address.", hint=_URL_HINT
+                f"{_shown_url(raw)} has an invalid IPv6 address.", hint=_URL_HINT
             ) from None
         return
     labels = host.rstrip(".").split(".")
     if not all(_HOST_LABEL.match(label) for label in labels) or len(host) > 253:
-        raise ConfigError(f"{_shown(raw)} has an invalid host name.", hint=_URL_HINT)
+        raise ConfigError(f"{_shown_url(raw)} has an invalid host name.", hint=_URL_HINT)
 
 
 def _netloc(host: str, port: int | None, scheme: str) -> str:
