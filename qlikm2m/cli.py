@@ -2,7 +2,7 @@
 
 Command modules are imported here only for their Typer objects; each defers the imports of the
 core modules it uses to the moment it runs, so ``--version``, ``--help`` and a cached-token
-request stay fast (see docs/performance.md).
+request stay fast (measured in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
