@@ -1,7 +1,7 @@
 """Rendering results: data on stdout (JSON, YAML, table, NDJSON), after an optional JMESPath query.
 
-The one module that imports rich, yaml and jmespath, each only when that format or ``--query`` is
-actually used.
+The one module that imports yaml and jmespath, each only when that format or ``--query`` is
+actually used; tables for people are drawn by ``terminal`` (rich).
 """
 
 from __future__ import annotations
@@ -14,9 +14,6 @@ from qlikm2m.errors import UsageError
 
 if TYPE_CHECKING:
     from qlikm2m.runtime import Runtime
-
-_TABLE_MAX_COLUMNS = 8
-_TABLE_CELL_WIDTH = 60
 
 
 def compile_query(expression: str | None) -> Any:
@@ -78,6 +75,8 @@ class Output:
         if self.format == "yaml":
             self.stdout.write(to_yaml(data))
         elif self.format == "table":
+            from qlikm2m.terminal import render_table
+
             render_table(self.runtime, data)
         else:
             self.stdout.write(to_json(data, pretty=self.runtime.stdout_is_tty) + "\n")
@@ -121,56 +120,3 @@ class Output:
     def streams_array(self) -> bool:
         """True when a list can be written as it arrives (plain JSON, no query to apply)."""
         return self.format == "json" and self._query is None
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool | int | float):
-        text = json.dumps(value)
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = " ".join(text.split())
-    return text if len(text) <= _TABLE_CELL_WIDTH else text[: _TABLE_CELL_WIDTH - 1] + "…"
-
-
-def render_table(runtime: Runtime, data: Any) -> None:
-    """A rich table for people: rows of a list of objects, or key/value pairs of one object."""
-    from rich.console import Console
-    from rich.table import Table
-
-    color = runtime.color_for(runtime.stdout)
-    console = Console(
-        file=runtime.stdout,
-        color_system="auto" if color else None,
-        no_color=not color,
-        highlight=False,
-        emoji=False,
-        markup=False,
-        soft_wrap=False,
-    )
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        data = data["data"]
-    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
-        columns: list[str] = []
-        for row in data[:50]:
-            for key in row:
-                if key not in columns and len(columns) < _TABLE_MAX_COLUMNS:
-                    columns.append(key)
-        table = Table(*columns, show_lines=False, header_style="bold" if color else None)
-        for row in data:
-            table.add_row(*(_cell(row.get(column)) for column in columns))
-    elif isinstance(data, dict):
-        table = Table("key", "value", header_style="bold" if color else None)
-        for key, value in data.items():
-            table.add_row(str(key), _cell(value))
-    elif isinstance(data, list):
-        table = Table("value", header_style="bold" if color else None)
-        for value in data:
-            table.add_row(_cell(value))
-    else:
-        runtime.stdout.write(("" if data is None else _cell(data)) + "\n")
-        return
-    console.print(table)

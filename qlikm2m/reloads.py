@@ -201,7 +201,7 @@ class WaitOptions:
 
 
 class Reporter(Protocol):
-    """Where progress goes: plain lines for logs, a spinner for a person (progress.py)."""
+    """Where progress goes: plain lines for logs, a spinner for a person (terminal.py)."""
 
     def started(self, app_id: str, record: Mapping[str, Any]) -> None: ...
 

@@ -141,7 +141,7 @@ def _wait_options(
 
 def _reporter(runtime: Runtime) -> Reporter:
     if runtime.stderr_is_tty:
-        from qlikm2m.progress import SpinnerReporter
+        from qlikm2m.terminal import SpinnerReporter
 
         return SpinnerReporter(runtime.stderr, color=runtime.color_for(runtime.stderr))
     from qlikm2m.reloads import PlainReporter
