@@ -70,7 +70,9 @@ def keyring_timeout(env: Mapping[str, str], *, interactive: bool) -> float:
 def _keyring_error(case: KeyringCase, detail: str, backend: str | None) -> KeyringError:
     sentence = _CASE_SENTENCES[case]
     detail = redact(detail).strip().rstrip(".").strip()
-    message = f"{sentence}: {detail}." if detail else f"{sentence}."
+    # Backends end their own sentences too ("Failed to unlock the collection!"): no "!." here.
+    end = "" if detail.endswith(("!", "?")) else "."
+    message = f"{sentence}: {detail}{end}" if detail else f"{sentence}."
     details: dict[str, Any] = {"keyringCase": case}
     if backend:
         details["keyringBackend"] = backend
