@@ -23,15 +23,23 @@ def error_lines(stderr: str) -> list[str]:
 
 
 def assert_clear_error(
-    result: subprocess.CompletedProcess[str], exit_code: int, *words: str
+    result: subprocess.CompletedProcess[str],
+    exit_code: int,
+    *words: str,
+    after_progress: bool = False,
 ) -> str:
     """One ``error:`` sentence (plus at most a ``hint:`` line), the documented code, no traceback.
 
-    Returns the error line for further checks.
+    ``after_progress`` allows the command's own progress lines before the error (e.g. context
+    create's "Authenticated as ..."). Returns the error line for further checks.
     """
     assert result.returncode == exit_code, (result.returncode, result.stderr[-2000:])
     lines = error_lines(result.stderr)
     assert lines, "no error message at all"
+    if after_progress:
+        starts = [n for n, line in enumerate(lines) if line.startswith("error: ")]
+        assert starts, result.stderr[-2000:]
+        lines = lines[starts[0] :]
     assert lines[0].startswith("error: "), result.stderr[-2000:]
     assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), lines
     for marker in _NOT_A_SENTENCE:
