@@ -61,7 +61,7 @@ class Plan:
     seed: int
 
 
-SECTIONS = ("latency", "startup", "tokens", "listing")
+SECTIONS = ("latency", "anatomy", "startup", "tokens", "listing")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Plan]:
@@ -568,6 +568,7 @@ class Report:
     machine: dict[str, str] = field(default_factory=dict)
     latency: dict[str, Stats] = field(default_factory=dict)
     startup: dict[str, Stats] = field(default_factory=dict)
+    anatomy: dict[str, Stats] = field(default_factory=dict)
     tokens: list[dict[str, object]] = field(default_factory=list)
     listing: list[dict[str, object]] = field(default_factory=list)
     importtime: dict[str, list[PackageCost]] = field(default_factory=dict)
@@ -597,6 +598,48 @@ def section_latency(
         "the warm qlikm2m runs (checked)."
     )
     report.latency = {name: Stats.of(values) for name, values in times.items()}
+
+
+# The pieces a warm `tenant me` is made of, each alone in a fresh interpreter. Some reach into
+# qlikm2m's and Typer's internals: a piece that no longer runs is left out, with a note.
+ANATOMY = (
+    ("interpreter: python3 -c pass", "interpreter", "pass"),
+    (
+        "CLI: import qlikm2m.cli (Typer and the command modules)",
+        "CLI import",
+        "import qlikm2m.cli",
+    ),
+    (
+        "CLI: import qlikm2m.cli, then build the command tree (typer.main.get_command)",
+        "CLI import and command tree",
+        "from qlikm2m.cli import app; import typer.main; typer.main.get_command(app)",
+    ),
+    ("HTTP stack: import requests", "import requests", "import requests"),
+    (
+        "TLS: a context with the OS trust store (qlikm2m.http.tls_context)",
+        "TLS context with the OS trust store",
+        "from qlikm2m.http import tls_context; tls_context()",
+    ),
+)
+
+
+def section_anatomy(
+    report: Report, tools: Tools, box: Sandbox, env: Mapping[str, str], fresh: FreshDirs
+) -> None:
+    contenders, _ = tenant_me_contenders(tools, box, env, fresh)
+    keep = {"qlikm2m tenant me (warm)", "floor: python3 stdlib"}
+    chosen = [c for c in contenders if c.name in keep]
+    for label, _short, code in ANATOMY:
+        contender = Contender(label, (str(tools.python), "-c", code), env)
+        trial = run_once(contender.argv, env)
+        if trial.returncode != 0:
+            report.notes.append(f"anatomy: `{code}` no longer runs; left out.")
+            continue
+        chosen.append(contender)
+    rounds = max(5, report.plan.rounds // 2)
+    log(f"anatomy: {len(chosen)} pieces x {rounds} rounds, interleaved")
+    times = interleave(chosen, rounds, random.Random(report.plan.seed + 2))
+    report.anatomy = {name: Stats.of(values) for name, values in times.items()}
 
 
 def section_startup(report: Report, tools: Tools, env: Mapping[str, str]) -> None:
@@ -935,6 +978,18 @@ def why_tenant_me(report: Report) -> list[str]:
         f"takes {ms(floor)} ms, so {ms(warm - floor)} ms of the {ms(warm)} ms is qlikm2m's own: "
         "importing its framework and HTTP stack, reading the token cache, rendering JSON."
     ]
+    base = report.anatomy.get(ANATOMY[0][0])
+    if base is not None:
+        pieces = [
+            f"{short} {ms(report.anatomy[label].median - base.median)} ms"
+            for label, short, _code in ANATOMY[1:]
+            if label in report.anatomy
+        ]
+        lines.append(
+            "  - the pieces, each alone (see the anatomy table): "
+            + "; ".join(pieces)
+            + ". Node's whole run, interpreter included, is the budget they must fit."
+        )
     name = "qlikm2m tenant me (warm)"
     if name in report.importtime:
         total = report.importtime_totals[name] / 1000
@@ -1007,6 +1062,27 @@ def render(report: Report) -> str:
             "",
         ]
         out += stats_table(report.latency, floor="floor: curl")
+        out.append("")
+
+    if report.anatomy:
+        out += ["### Anatomy of a warm `tenant me`", ""]
+        out += [
+            "Each piece alone in a fresh interpreter (project venv), interleaved with the whole",
+            "command; the last column is the piece's median minus the bare interpreter's. Pieces",
+            "share some imports (`ssl`, `json`, ...), so they do not add up exactly.",
+            "",
+        ]
+        base = report.anatomy.get(ANATOMY[0][0])
+        out += [
+            "| piece | median ms | p10 ms | p90 ms | runs | median − interpreter ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, stats in report.anatomy.items():
+            extra = ms(stats.median - base.median) if base is not None else "n/a"
+            out.append(
+                f"| {name} | {ms(stats.median)} | {ms(stats.p10)} | {ms(stats.p90)} | "
+                f"{stats.n} | {extra} |"
+            )
         out.append("")
 
     if report.startup:
@@ -1117,10 +1193,12 @@ def main(argv: Sequence[str]) -> int:
         tls = make_tls(WORK / "tls")
         trust_ca_in_sdk_venv(tools.sdk_python, tls.ca)
         warm_env: dict[str, str] | None = None
-        if {"latency", "tokens", "startup"} & set(plan.sections):
+        if {"latency", "anatomy", "tokens", "startup"} & set(plan.sections):
             with sandbox(tools.qlikm2m, tls, env) as box:
                 if "latency" in plan.sections:
                     section_latency(report, tools, box, env, fresh)
+                if "anatomy" in plan.sections:
+                    section_anatomy(report, tools, box, env, fresh)
                 if "startup" in plan.sections:
                     section_startup(report, tools, env)
                     contenders, _ = tenant_me_contenders(tools, box, env, fresh)
