@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import stat
 import sys
 from collections.abc import Callable
@@ -23,6 +24,13 @@ from qlikm2m.secretstore import secret_file_path
 TIMEOUT = 30
 
 Spawn = Callable[..., pexpect.spawn]
+
+
+def default_signals() -> None:
+    """Undo dispositions the test process may have set (ignored ones survive exec): Ctrl-C must
+    reach the child as a person's would."""
+    for signum in (signal.SIGINT, signal.SIGCHLD, signal.SIGPIPE):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 @pytest.fixture
@@ -46,6 +54,7 @@ def spawn(pty_env: dict[str, str]) -> Spawn:
             encoding="utf-8",
             timeout=TIMEOUT,
             dimensions=(40, 200),
+            preexec_fn=default_signals,
         )
         # Everything the terminal showed, for checks that a secret was never echoed.
         child.logfile_read = io.StringIO()
