@@ -35,6 +35,20 @@ def compile_query(expression: str | None) -> Any:
         raise UsageError(f"--query {expression!r} is not a valid JMESPath expression.") from None
 
 
+def _has_expref(node: Any) -> bool:
+    if not isinstance(node, dict):
+        return False
+    return node.get("type") == "expref" or any(_has_expref(c) for c in node.get("children", ()))
+
+
+def _holds_expression(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_expression(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_expression(item) for item in value)
+    return not isinstance(value, str | int | float | bool | type(None))
+
+
 def to_json(data: Any, *, pretty: bool) -> str:
     """JSON as printed: indented for people; one stable line (server's key order) for pipes."""
     if pretty:
@@ -56,6 +70,8 @@ class Output:
         self.format = runtime.output
         # Compiled before any request is made: a typo must not cost a token or an API call.
         self._query = compile_query(query if query is not None else runtime.query)
+        # `&name` evaluates to a function argument, not JSON; only such queries pay for a check.
+        self._may_return_expressions = self._query is not None and _has_expref(self._query.parsed)
 
     @property
     def stdout(self) -> IO[str]:
@@ -65,9 +81,15 @@ class Output:
         if self._query is None:
             return data
         try:
-            return self._query.search(data)
+            result = self._query.search(data)
         except Exception as error:  # JMESPath type errors on unexpected data
             raise UsageError(f"--query failed on the result: {error}") from None
+        if self._may_return_expressions and _holds_expression(result):
+            raise UsageError(
+                "--query returned an expression reference (&...), which is not a value.",
+                hint="Use & only inside a function, e.g. --query 'sort_by(data, &name)'.",
+            )
+        return result
 
     def emit(self, data: Any) -> None:
         """Print one result (an object, a list or a scalar) in the chosen format."""
