@@ -6,6 +6,7 @@ tests' own module.
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,14 @@ _LEAKY_ENV = (
     "https_proxy",
     "all_proxy",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A suite started in the background by a non-interactive shell (as CI may) inherits SIGINT
+    # as ignored, and an ignored signal survives exec: the Ctrl-C tests' children would never
+    # see it. A handled signal is reset to the default in children instead.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
