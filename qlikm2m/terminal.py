@@ -56,6 +56,10 @@ def render_table(runtime: Runtime, data: Any) -> None:
     )
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
+    if data == []:
+        # An empty frame says less than a sentence, and stdout stays empty for the pipe case.
+        runtime.stderr.write("(no results)\n")
+        return
     if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
         columns: list[str] = []
         for row in data[:50]:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from qlikm2m.commands.tenant_options import output_command
+
 if TYPE_CHECKING:
     from qlikm2m.contexts import AuthType, Context, ContextsFile, SecretStorage
     from qlikm2m.runtime import Runtime
@@ -1164,15 +1166,15 @@ def register(root: typer.Typer) -> None:
         help="Named tenant settings (like qlik-cli's contexts), with secrets in the OS keyring.",
         no_args_is_help=True,
     )
-    app.command("init")(init)
-    app.command("create")(create)
-    app.command("update")(update)
-    app.command("ls")(ls)
-    app.command("use")(use)
-    app.command("current")(current)
-    app.command("clear")(clear)
-    app.command("get")(get)
-    app.command("rm")(rm)
-    app.command("rename")(rename)
-    app.command("import-qlik-cli")(import_qlik_cli)
+    app.command("init")(output_command(init))
+    app.command("create")(output_command(create))
+    app.command("update")(output_command(update))
+    app.command("ls")(output_command(ls))
+    app.command("use")(output_command(use))
+    app.command("current")(output_command(current))
+    app.command("clear")(output_command(clear))
+    app.command("get")(output_command(get))
+    app.command("rm")(output_command(rm))
+    app.command("rename")(output_command(rename))
+    app.command("import-qlik-cli")(output_command(import_qlik_cli))
     root.add_typer(app, name="context")
