@@ -675,8 +675,9 @@ def explicit_settings(
         ca_bundle=ca,
         context_name=_UNSET,
         impersonate=_UNSET,
-        # The secret is at hand, so a cached token minted with another one is never reused; the
-        # token minted to validate is kept for the context's first command.
+        # Callers decide whether validation may use the cache (``context init`` does not, so a
+        # failed init leaves nothing behind); when it does, the secret is at hand and a token
+        # minted with another secret is never reused.
         token_cache=Setting("on", "default"),
         connect_timeout=Setting(_fmt(DEFAULT_CONNECT_TIMEOUT), "default"),
         read_timeout=Setting(_fmt(DEFAULT_READ_TIMEOUT), "default"),
