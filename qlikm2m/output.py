@@ -83,7 +83,10 @@ class Output:
         try:
             result = self._query.search(data)
         except Exception as error:  # JMESPath type errors on unexpected data
-            raise UsageError(f"--query failed on the result: {error}") from None
+            # JMESPath quotes the offending value, which may hold newlines: keep it one line.
+            said = " ".join(str(error).split())
+            said = said if len(said) <= 300 else said[:299] + "…"
+            raise UsageError(f"--query failed on the result: {said}") from None
         if self._may_return_expressions and _holds_expression(result):
             raise UsageError(
                 "--query returned an expression reference (&...), which is not a value.",
