@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import ssl
 import subprocess
 import sys
@@ -129,6 +128,23 @@ class CaptureServer:
 
 # --- a qlikm2m process whose peak memory is measured ------------------------------------------
 
+# `python -m qlikm2m`, plus a hook that records the process's own VmHWM as it exits. Neither
+# wait4's ru_maxrss nor getrusage() would do: Linux folds the spawning process's high-water mark
+# (here pytest's, which grows over a run) into the child's at exec.
+_MEASURED_MAIN = """
+import atexit, os, runpy, sys
+
+def record_peak():
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["ABUSE_PEAK_FILE"], "w") as out:
+        out.write(peak)
+
+atexit.register(record_peak)
+sys.argv = ["qlikm2m", *sys.argv[1:]]
+runpy.run_module("qlikm2m", run_name="__main__", alter_sys=True)
+"""
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -145,27 +161,21 @@ class Measured:
 def run_measured(
     args: list[str], env: dict[str, str], tmp: Path, *, timeout: float = 120
 ) -> Measured:
-    """Run ``python -m qlikm2m`` and read the child's own peak RSS from ``wait4``'s rusage.
+    """Run qlikm2m and read its own peak RSS (VmHWM, recorded at exit).
 
     Output goes to files (stdout may be hundreds of MB: it is kept only when small).
     """
-    out_path, err_path = tmp / "measured.out", tmp / "measured.err"
+    out_path, err_path, peak_path = tmp / "measured.out", tmp / "measured.err", tmp / "peak"
     started = time.monotonic()
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "qlikm2m", *args], env=env, stdout=out, stderr=err
+        proc = subprocess.run(
+            [sys.executable, "-c", _MEASURED_MAIN, *args],
+            env={**env, "ABUSE_PEAK_FILE": str(peak_path)},
+            stdout=out,
+            stderr=err,
+            timeout=timeout,
+            check=False,
         )
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                raise AssertionError(f"qlikm2m {args} did not finish within {timeout} s")
-            time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait for it again
     seconds = time.monotonic() - started
     size = out_path.stat().st_size
     stdout = out_path.read_text(errors="replace") if size < 1_000_000 else f"<{size} bytes>"
@@ -173,7 +183,7 @@ def run_measured(
         returncode=proc.returncode,
         stdout=stdout,
         stderr=err_path.read_text(errors="replace"),
-        peak_rss_mib=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        peak_rss_mib=int(peak_path.read_text()) / 1024,  # VmHWM is in kB
         seconds=seconds,
     )
 
