@@ -107,26 +107,57 @@ def root(
         )
 
 
-def _register_commands() -> None:
-    from qlikm2m.commands import (
-        api,
-        apps,
-        auth,
-        context,
-        doctor,
-        items,
-        reload,
-        sandbox,
-        spaces,
-        tenant,
-        user,
-    )
+# Command name -> module in qlikm2m.commands, in the order `--help` lists them.
+COMMAND_MODULES = (
+    "context",
+    "auth",
+    "user",
+    "tenant",
+    "api",
+    "spaces",
+    "items",
+    "apps",
+    "reload",
+    "doctor",
+    "sandbox",
+)
+# Root options that take a value: the word after them is not the command name.
+_VALUED_ROOT_OPTIONS = frozenset({"-c", "--context", "-o", "--output", "--query"})
+_registered: dict[int, set[str]] = {}
 
-    for module in (context, auth, user, tenant, api, sandbox, spaces, items, apps, reload, doctor):
-        module.register(app)
+
+def _requested_command(args: list[str]) -> str | None:
+    """The command a command line asks for, or None when it asks for none (root help)."""
+    expect_value = False
+    for word in args:
+        if expect_value:
+            expect_value = False
+        elif word in _VALUED_ROOT_OPTIONS:
+            expect_value = True
+        elif not word.startswith("-"):
+            return word
+        elif word in ("-h", "--help"):
+            return None
+    return None
 
 
-_register_commands()
+def register_commands(args: list[str] | None = None) -> None:
+    """Attach the command groups to ``app``: only the one asked for when there is one.
+
+    Building every group's Click objects costs tens of milliseconds on each run; a command
+    line that names its command needs only that group. Root help, completion and unknown
+    names get the whole tree (so "No such command" still lists the right choices).
+    """
+    import importlib
+    import os
+
+    wanted = None if args is None or "_QLIKM2M_COMPLETE" in os.environ else _requested_command(args)
+    names = (wanted,) if wanted in COMMAND_MODULES else COMMAND_MODULES
+    done = _registered.setdefault(id(app), set())
+    for name in COMMAND_MODULES:
+        if name in names and name not in done:
+            importlib.import_module(f"qlikm2m.commands.{name}").register(app)
+            done.add(name)
 
 
 def _report(runtime: Runtime, error: QlikM2MError) -> None:
@@ -152,6 +183,7 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     runtime = runtime or Runtime()
     try:
+        register_commands(args)
         result = app(args=args, prog_name="qlikm2m", standalone_mode=False, obj=runtime)
     except QlikM2MError as error:
         if runtime.verbose:

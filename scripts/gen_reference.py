@@ -39,7 +39,9 @@ def render() -> str:
     os.environ["TERM"] = "dumb"
     import typer
 
-    from qlikm2m.cli import app
+    from qlikm2m.cli import app, register_commands
+
+    register_commands()
 
     # Plain help whatever stdout is: the CLI picks rich panels only for a terminal.
     app.rich_markup_mode = None

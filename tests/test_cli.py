@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import typer
@@ -143,3 +144,31 @@ def test_version_in_a_subprocess_and_as_module() -> None:
 
 def test_base_error_default_is_unexpected() -> None:
     assert QlikM2MError("x").exit_code == ExitCode.UNEXPECTED
+
+
+def _group_name(group: Any) -> str:
+    # A group may be named by add_typer(name=...) or by its Typer(name=...).
+    return group.name if isinstance(group.name, str) else group.typer_instance.info.name
+
+
+def test_a_named_command_builds_only_its_own_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = typer.Typer()
+    monkeypatch.setattr(cli, "app", fresh)
+    cli.register_commands(["-v", "-o", "json", "--context", "prod", "user", "me"])
+    assert [_group_name(group) for group in fresh.registered_groups] == ["user"]
+    assert fresh.registered_commands == []
+
+
+@pytest.mark.parametrize(
+    "args", [None, [], ["--help"], ["-h", "user"], ["usr", "me"], ["-o", "user"]]
+)
+def test_root_help_and_unknown_names_get_the_whole_tree(
+    monkeypatch: pytest.MonkeyPatch, args: list[str] | None
+) -> None:
+    fresh = typer.Typer()
+    monkeypatch.setattr(cli, "app", fresh)
+    cli.register_commands(args)
+    names = {_group_name(g) for g in fresh.registered_groups} | {
+        c.name for c in fresh.registered_commands
+    }
+    assert names == set(cli.COMMAND_MODULES)
