@@ -532,6 +532,7 @@ def tenant_me_contenders(
 
 
 WARMUP_ROUNDS = 2
+WARM = "qlikm2m tenant me (warm)"
 
 
 def interleave(
@@ -574,6 +575,22 @@ class Report:
     importtime: dict[str, list[PackageCost]] = field(default_factory=dict)
     importtime_totals: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    loads: dict[str, tuple[float, float]] = field(default_factory=dict)  # section: 1-min load
+
+    @contextmanager
+    def section(self, name: str) -> Iterator[None]:
+        start = os.getloadavg()[0]
+        yield
+        self.loads[name] = (start, os.getloadavg()[0])
+
+    def load_note(self, name: str) -> list[str]:
+        if name not in self.loads:
+            return []
+        start, end = self.loads[name]
+        return [
+            f"1-minute load average {start:.2f} at the start of this section, {end:.2f} at its end.",
+            "",
+        ]
 
 
 def section_latency(
@@ -979,16 +996,18 @@ def why_tenant_me(report: Report) -> list[str]:
         "importing its framework and HTTP stack, reading the token cache, rendering JSON."
     ]
     base = report.anatomy.get(ANATOMY[0][0])
-    if base is not None:
+    if base is not None and WARM in report.anatomy:
+        whole = report.anatomy[WARM].median
         pieces = [
-            f"{short} {ms(report.anatomy[label].median - base.median)} ms"
+            f"{short} {report.anatomy[label].median / whole:.0%}"
             for label, short, _code in ANATOMY[1:]
             if label in report.anatomy
         ]
         lines.append(
-            "  - the pieces, each alone (see the anatomy table): "
+            "  - each piece alone in a fresh interpreter, as a share of the warm run measured "
+            f"alongside (anatomy table): interpreter {base.median / whole:.0%}; "
             + "; ".join(pieces)
-            + ". Node's whole run, interpreter included, is the budget they must fit."
+            + "."
         )
     name = "qlikm2m tenant me (warm)"
     if name in report.importtime:
@@ -1053,6 +1072,7 @@ def render(report: Report) -> str:
 
     if report.latency:
         out += ["## Per-command latency: `tenant me`", ""]
+        out += report.load_note("latency")
         out += [
             "Warm: qlikm2m's token cache holds a valid token. Cold: a fresh, empty cache",
             "directory every run, so each run mints a token first. The SDK scripts have no",
@@ -1066,6 +1086,7 @@ def render(report: Report) -> str:
 
     if report.anatomy:
         out += ["### Anatomy of a warm `tenant me`", ""]
+        out += report.load_note("anatomy")
         out += [
             "Each piece alone in a fresh interpreter (project venv), interleaved with the whole",
             "command; the last column is the piece's median minus the bare interpreter's. Pieces",
@@ -1073,20 +1094,24 @@ def render(report: Report) -> str:
             "",
         ]
         base = report.anatomy.get(ANATOMY[0][0])
+        whole = report.anatomy.get(WARM)
         out += [
-            "| piece | median ms | p10 ms | p90 ms | runs | median − interpreter ms |",
-            "|---|---|---|---|---|---|",
+            "| piece | median ms | p10 ms | p90 ms | runs | median − interpreter ms | "
+            "share of the warm run |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, stats in report.anatomy.items():
             extra = ms(stats.median - base.median) if base is not None else "n/a"
+            share = f"{stats.median / whole.median:.0%}" if whole is not None else "n/a"
             out.append(
                 f"| {name} | {ms(stats.median)} | {ms(stats.p10)} | {ms(stats.p90)} | "
-                f"{stats.n} | {extra} |"
+                f"{stats.n} | {extra} | {share} |"
             )
         out.append("")
 
     if report.startup:
         out += ["## Start-up", ""]
+        out += report.load_note("startup")
         out += [
             "All with the project venv's Python; `qlikm2m` is the installed console script.",
             "",
@@ -1107,6 +1132,7 @@ def render(report: Report) -> str:
 
     if report.tokens:
         out += ["## Token economy", ""]
+        out += report.load_note("tokens")
         out += [
             "`POST /oauth/token` requests seen by the sandbox (its counters) while the command ran",
             "N times one after another, then N at once. qlikm2m starts each batch from an empty",
@@ -1125,6 +1151,7 @@ def render(report: Report) -> str:
 
     if report.listing:
         out += ["## Listing at scale", ""]
+        out += report.load_note("listing")
         out += [
             f"`qlikm2m {' '.join(LISTING_ARGS)}` with a warm token, output piped and counted.",
             "Peak RSS is the qlikm2m process's own (`wait4` ru_maxrss), worst of the runs.",
@@ -1196,18 +1223,23 @@ def main(argv: Sequence[str]) -> int:
         if {"latency", "anatomy", "tokens", "startup"} & set(plan.sections):
             with sandbox(tools.qlikm2m, tls, env) as box:
                 if "latency" in plan.sections:
-                    section_latency(report, tools, box, env, fresh)
+                    with report.section("latency"):
+                        section_latency(report, tools, box, env, fresh)
                 if "anatomy" in plan.sections:
-                    section_anatomy(report, tools, box, env, fresh)
+                    with report.section("anatomy"):
+                        section_anatomy(report, tools, box, env, fresh)
                 if "startup" in plan.sections:
-                    section_startup(report, tools, env)
+                    with report.section("startup"):
+                        section_startup(report, tools, env)
                     contenders, _ = tenant_me_contenders(tools, box, env, fresh)
                     warm_env = dict(contenders[0].env)
                     section_importtime(report, tools, env, warm_env)
                 if "tokens" in plan.sections:
-                    section_tokens(report, tools, box, env, fresh)
+                    with report.section("tokens"):
+                        section_tokens(report, tools, box, env, fresh)
         if "listing" in plan.sections:
-            section_listing(report, tools, tls, env, fresh)
+            with report.section("listing"):
+                section_listing(report, tools, tls, env, fresh)
     finally:
         fresh.cleanup()
     report.machine["load"] += " (1/5/15-min load average at start) → " + " / ".join(
