@@ -65,12 +65,14 @@ def _env_for(sandbox: Sandbox) -> dict[str, str]:
 
 
 _PEAK_WRAPPER = (
-    "import resource, sys\n"
+    "import sys\n"
     "from qlikm2m.launcher import main\n"
     "sys.argv = ['qlikm2m', *sys.argv[1:]]\n"
     "rc = main()\n"
     "sys.stdout.flush()\n"
-    "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    # VmHWM is this process's own peak; ru_maxrss would carry the parent's over exec.
+    "peak = next(int(line.split()[1]) for line in open('/proc/self/status')"
+    " if line.startswith('VmHWM:'))\n"
     "sys.stderr.write(f'PEAK_KB {peak}\\n')\n"
     "sys.exit(rc)\n"
 )
