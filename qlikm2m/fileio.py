@@ -8,8 +8,10 @@ than 0600: so the temporary file is created 0600, written, fsynced and renamed o
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from qlikm2m.errors import ConfigError
 from qlikm2m.paths import ensure_private_dir
 
 DEFAULT_LOCK_TIMEOUT = 30.0
+# A writer holds its temporary file for milliseconds; one this old was left by a killed process.
+STALE_TEMP_AGE = 60.0
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -35,6 +39,16 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
             os.unlink(tmp_name)
         raise
     _fsync_dir(path.parent)
+    _remove_stale_temps(path)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Delete temporary files of ``path`` left by killed writers (they may hold a token)."""
+    cutoff = time.time() - STALE_TEMP_AGE
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if leftover.stat().st_mtime < cutoff:
+                leftover.unlink()
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,24 @@ def test_lock_times_out_with_a_config_error_while_another_process_holds_it(tmp_p
         holder.wait()
     with locked(lock_path, timeout=5):
         pass
+
+
+def test_temp_files_left_by_killed_writers_are_removed_on_the_next_write(tmp_path: Path) -> None:
+    target = tmp_path / "tokens" / "abc.json"
+    atomic_write(target, b"first")
+    stale = target.parent / ".abc.json.k1ll3d.tmp"
+    stale.write_bytes(b"a token from a writer killed mid-write")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    in_flight = target.parent / ".abc.json.wr1t1ng.tmp"
+    in_flight.write_bytes(b"another writer, right now")
+    unrelated = target.parent / ".other.json.x.tmp"
+    unrelated.write_bytes(b"")
+    os.utime(unrelated, (old, old))
+
+    atomic_write(target, b"second")
+
+    assert not stale.exists()
+    assert in_flight.exists(), "a recent temp file may belong to a live writer"
+    assert unrelated.exists(), "only this file's own leftovers are touched"
+    assert target.read_bytes() == b"second"
