@@ -879,6 +879,10 @@ def command_output(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
     return (done.stdout or done.stderr).strip()
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def describe_machine(tools: Tools, env: Mapping[str, str]) -> dict[str, str]:
     cpu = "unknown"
     try:
@@ -917,7 +921,7 @@ def describe_machine(tools: Tools, env: Mapping[str, str]) -> dict[str, str]:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit
         + (
-            f" (work tree: {len(dirty.splitlines())} files with uncommitted changes)"
+            f" (work tree: {plural(len(dirty.splitlines()), 'file')} with uncommitted changes)"
             if dirty
             else ""
         ),
