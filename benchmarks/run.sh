@@ -50,6 +50,11 @@ fi
 # Node resolves packages from the script's own folder: the script runs from the npm project.
 cp "$HERE/clients/qlik_api_tenant_me.mjs" "$NODE_DIR/"
 
+# GNU time measures the listing's peak RSS (see bench.py run_with_peak_rss).
+if [ ! -x /usr/bin/time ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing GNU time" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
+fi
 for tool in curl; do
     command -v "$tool" >/dev/null || { echo "$tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
