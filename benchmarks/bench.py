@@ -638,14 +638,15 @@ def section_latency(
 ANATOMY = (
     ("interpreter: python3 -c pass", "interpreter", "pass"),
     (
-        "CLI: import qlikm2m.cli (Typer and the command modules)",
+        "CLI: import qlikm2m.cli (Typer)",
         "CLI import",
         "import qlikm2m.cli",
     ),
     (
-        "CLI: import qlikm2m.cli, then build the command tree (typer.main.get_command)",
+        "CLI: import qlikm2m.cli, then build the `tenant me` command tree (typer.main.get_command)",
         "CLI import and command tree",
-        "from qlikm2m.cli import app; import typer.main; typer.main.get_command(app)",
+        "from qlikm2m.cli import app, register_commands; import typer.main; "
+        "register_commands(['tenant', 'me']); typer.main.get_command(app)",
     ),
     ("HTTP stack: import requests", "import requests", "import requests"),
     (
