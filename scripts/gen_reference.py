@@ -1,7 +1,8 @@
 """Write docs/reference.md from the command tree itself, so the reference cannot drift.
 
-Run `python scripts/gen_reference.py` after changing a command; tests/test_docs.py fails when the
-committed file differs from what this produces.
+Run `python scripts/gen_reference.py` after changing a command; `--check` (run by
+tests/test_docs.py in a fresh interpreter, so the command tree is built exactly as the CLI builds
+it) fails when the committed file differs from what this produces.
 """
 
 from __future__ import annotations
@@ -54,11 +55,17 @@ def render() -> str:
     return "".join(parts)
 
 
-def main() -> int:
-    REFERENCE.write_text(render())
+def main(argv: list[str]) -> int:
+    text = render()
+    if argv == ["--check"]:
+        if REFERENCE.read_text() != text:
+            sys.stderr.write(f"{REFERENCE} is stale: run python scripts/gen_reference.py\n")
+            return 1
+        return 0
+    REFERENCE.write_text(text)
     sys.stdout.write(f"wrote {REFERENCE}\n")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))
