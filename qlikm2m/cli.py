@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     """Run the CLI and map every outcome to a documented exit code (docs/exit-codes.md)."""
     args = list(sys.argv[1:] if argv is None else argv)
     runtime = runtime or Runtime()
+    _treat_sigterm_as_interrupt()
     try:
         register_commands(args)
         result = app(args=args, prog_name="qlikm2m", standalone_mode=False, obj=runtime)
@@ -224,6 +225,20 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     if result == int(ExitCode.INTERRUPTED):
         runtime.stderr.write("\ninterrupted\n")
     return result if isinstance(result, int) else int(ExitCode.OK)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _treat_sigterm_as_interrupt() -> None:
+    """CI runners cancel a job with SIGTERM: stop the way Ctrl-C does (say what goes on, exit 130)
+    instead of dying silently mid-wait."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
 
 
 def _silence_stdout() -> None:

@@ -154,8 +154,10 @@ def test_timeout_is_exit_9_and_the_reload_goes_on(
     assert json.loads(after.stdout)["status"] == "RELOADING"
 
 
+# SIGTERM is how CI runners cancel a job: it must end the wait the way Ctrl-C does.
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_ctrl_c_stops_waiting_with_130_and_names_the_reload(
-    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any, signum: signal.Signals
 ) -> None:
     slow = make_sandbox(reload_duration=120)
     env = _env_for(slow, cli_env)
@@ -164,7 +166,7 @@ def test_ctrl_c_stops_waiting_with_130_and_names_the_reload(
     try:
         assert child.stderr is not None
         _read_until(child.stderr, "RELOADING")
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         out, err = child.communicate(timeout=30)
     finally:
         child.kill()
