@@ -16,7 +16,7 @@ import secrets
 import ssl
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,9 +82,9 @@ def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
     return make_sandbox()
 
 
-@pytest.fixture
-def cli_env(sandbox: Sandbox, isolated_dirs: dict[str, Path]) -> dict[str, str]:
-    env = dict(os.environ)
+def sandbox_env(sandbox: Sandbox, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default: os.environ) plus the QLIK_* settings that point at ``sandbox``."""
+    env = dict(os.environ if base is None else base)
     env.update(
         QLIK_SERVER=sandbox.url,
         QLIK_CLIENT_ID=sandbox.client_id,
@@ -92,7 +92,14 @@ def cli_env(sandbox: Sandbox, isolated_dirs: dict[str, Path]) -> dict[str, str]:
     )
     if sandbox.ca_bundle:
         env["QLIK_CA_BUNDLE"] = sandbox.ca_bundle
+    else:
+        env.pop("QLIK_CA_BUNDLE", None)
     return env
+
+
+@pytest.fixture
+def cli_env(sandbox: Sandbox, isolated_dirs: dict[str, Path]) -> dict[str, str]:
+    return sandbox_env(sandbox)
 
 
 RunQlikm2m = Callable[..., "subprocess.CompletedProcess[str]"]

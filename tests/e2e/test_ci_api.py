@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures_sandbox import sandbox_env
 
 from qlikm2m.sandbox import Sandbox
 
@@ -52,16 +53,7 @@ def test_ndjson_streams_one_item_per_line(make_sandbox: Any, run_qlikm2m: Any) -
 
 
 def _env_for(sandbox: Sandbox) -> dict[str, str]:
-    import os
-
-    env = dict(os.environ)
-    env.update(
-        QLIK_SERVER=sandbox.url,
-        QLIK_CLIENT_ID=sandbox.client_id,
-        QLIK_CLIENT_SECRET=sandbox.client_secret,
-        QLIK_CA_BUNDLE=sandbox.ca_bundle or "",
-    )
-    return env
+    return sandbox_env(sandbox)
 
 
 _PEAK_WRAPPER = (

@@ -6,21 +6,15 @@ import json
 import math
 from typing import Any
 
+from fixtures_sandbox import sandbox_env
+
 from qlikm2m.sandbox import Sandbox
 
 ITEMS_PATH = "GET /api/v1/items"
 
 
 def _env_for(sandbox: Sandbox, cli_env: dict[str, str]) -> dict[str, str]:
-    env = dict(cli_env)
-    env.update(
-        QLIK_SERVER=sandbox.url,
-        QLIK_CLIENT_ID=sandbox.client_id,
-        QLIK_CLIENT_SECRET=sandbox.client_secret,
-    )
-    if sandbox.ca_bundle:
-        env["QLIK_CA_BUNDLE"] = sandbox.ca_bundle
-    return env
+    return sandbox_env(sandbox, cli_env)
 
 
 def test_items_ls_returns_every_page_once_by_default(

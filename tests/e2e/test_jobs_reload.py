@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import IO, Any
 
 import pytest
+from fixtures_sandbox import sandbox_env
 
 from qlikm2m.sandbox import Sandbox
 
@@ -22,15 +23,7 @@ FAILING_APP = "a0000000-0000-4000-8000-00000000fa11"
 
 
 def _env_for(sandbox: Sandbox, cli_env: dict[str, str]) -> dict[str, str]:
-    env = dict(cli_env)
-    env.update(
-        QLIK_SERVER=sandbox.url,
-        QLIK_CLIENT_ID=sandbox.client_id,
-        QLIK_CLIENT_SECRET=sandbox.client_secret,
-    )
-    if sandbox.ca_bundle:
-        env["QLIK_CA_BUNDLE"] = sandbox.ca_bundle
-    return env
+    return sandbox_env(sandbox, cli_env)
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:

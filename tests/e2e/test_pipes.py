@@ -5,15 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from fixtures_sandbox import MakeSandbox
+from fixtures_sandbox import MakeSandbox, sandbox_env
 
 
 def test_closing_the_pipe_early_exits_zero_quietly(
     make_sandbox: MakeSandbox, cli_env: dict[str, str]
 ) -> None:
     sandbox = make_sandbox(items=3000)
-    env = {**cli_env, "QLIK_SERVER": sandbox.url, "QLIK_CLIENT_ID": sandbox.client_id}
-    env["QLIK_CLIENT_SECRET"] = sandbox.client_secret
+    env = sandbox_env(sandbox, cli_env)
     for args in (["items", "ls", "--ndjson"], ["api", "v1/items", "--paginate", "--ndjson"]):
         process = subprocess.Popen(
             [sys.executable, "-m", "qlikm2m", *args],
