@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.items import SPACE_HELP
-from qlikm2m.commands.spaces import LIMIT_HELP, NDJSON_HELP
+from qlikm2m.commands.items import SpaceOpt
+from qlikm2m.commands.spaces import LimitOpt, NdjsonOpt
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 
@@ -19,17 +19,13 @@ def register(root: typer.Typer) -> None:
     def ls(
         ctx: typer.Context,
         tenant: TenantFlags,
-        space: Annotated[
-            str | None, typer.Option("--space", help=SPACE_HELP, show_default=False)
-        ] = None,
+        space: SpaceOpt = None,
         name: Annotated[
             str | None,
             typer.Option("--name", help="Only apps whose name contains TEXT.", show_default=False),
         ] = None,
-        limit: Annotated[
-            int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)
-        ] = None,
-        ndjson: Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)] = False,
+        limit: LimitOpt = None,
+        ndjson: NdjsonOpt = False,
     ) -> None:
         """List apps (the table's APP ID is what `reload` and `apps get` take).
 

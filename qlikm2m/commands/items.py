@@ -6,10 +6,17 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.spaces import LIMIT_HELP, NDJSON_HELP
+from qlikm2m.commands.spaces import LimitOpt, NdjsonOpt
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
-SPACE_HELP = "Only items in this space: a space id, or 'personal'."
+SpaceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--space",
+        help="Only items in this space: a space id, or 'personal'.",
+        show_default=False,
+    ),
+]
 
 
 def register(root: typer.Typer) -> None:
@@ -29,17 +36,13 @@ def register(root: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        space: Annotated[
-            str | None, typer.Option("--space", help=SPACE_HELP, show_default=False)
-        ] = None,
+        space: SpaceOpt = None,
         name: Annotated[
             str | None,
             typer.Option("--name", help="Only items whose name contains TEXT.", show_default=False),
         ] = None,
-        limit: Annotated[
-            int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)
-        ] = None,
-        ndjson: Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)] = False,
+        limit: LimitOpt = None,
+        ndjson: NdjsonOpt = False,
     ) -> None:
         """List items: a table on a terminal, a JSON array (or NDJSON) for scripts."""
         from qlikm2m.listing import check_limit, emit_listing, fetch, items_listing

@@ -18,6 +18,9 @@ class SpaceType(StrEnum):
 
 LIMIT_HELP = "Stop after N results (a note on stderr says when more exist). Default: all pages."
 NDJSON_HELP = "One JSON object per line, printed as pages arrive (constant memory)."
+# The options every listing shares (spaces, items and apps ls).
+LimitOpt = Annotated[int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)]
+NdjsonOpt = Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)]
 
 
 def register(root: typer.Typer) -> None:
@@ -38,10 +41,8 @@ def register(root: typer.Typer) -> None:
                 "--name", help="Only spaces whose name contains TEXT.", show_default=False
             ),
         ] = None,
-        limit: Annotated[
-            int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)
-        ] = None,
-        ndjson: Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)] = False,
+        limit: LimitOpt = None,
+        ndjson: NdjsonOpt = False,
     ) -> None:
         """List spaces: a table on a terminal, a JSON array (or NDJSON) for scripts."""
         from qlikm2m.listing import check_limit, emit_listing, fetch, spaces_listing
