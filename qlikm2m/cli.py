@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+import weakref
 from enum import StrEnum
 from typing import Annotated
 
@@ -123,7 +124,9 @@ COMMAND_MODULES = (
 )
 # Root options that take a value: the word after them is not the command name.
 _VALUED_ROOT_OPTIONS = frozenset({"-c", "--context", "-o", "--output", "--query"})
-_registered: dict[int, set[str]] = {}
+# Keyed by the app object itself, weakly: an id() can be reused by a new app once the old one
+# is collected, and would then claim groups the new app never received.
+_registered: weakref.WeakKeyDictionary[typer.Typer, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _requested_command(args: list[str]) -> str | None:
@@ -153,7 +156,7 @@ def register_commands(args: list[str] | None = None) -> None:
 
     wanted = None if args is None or "_QLIKM2M_COMPLETE" in os.environ else _requested_command(args)
     names = (wanted,) if wanted in COMMAND_MODULES else COMMAND_MODULES
-    done = _registered.setdefault(id(app), set())
+    done = _registered.setdefault(app, set())
     for name in COMMAND_MODULES:
         if name in names and name not in done:
             importlib.import_module(f"qlikm2m.commands.{name}").register(app)

@@ -172,3 +172,37 @@ def test_root_help_and_unknown_names_get_the_whole_tree(
         c.name for c in fresh.registered_commands
     }
     assert names == set(cli.COMMAND_MODULES)
+
+
+_ADDRESS_REUSE_SCRIPT = """
+import gc, json, typer
+from qlikm2m import cli
+seen, reused, short = set(), 0, 0
+for _ in range(50):
+    fresh = typer.Typer()
+    cli.app = fresh
+    cli.register_commands(["user", "me"])
+    reused += id(fresh) in seen
+    short += len(fresh.registered_groups) != 1
+    seen.add(id(fresh))
+    cli.app = None
+    del fresh
+    gc.collect()
+print(json.dumps({"reused": reused, "short": short}))
+"""
+
+
+def test_a_new_app_gets_its_groups_even_when_it_reuses_a_dead_apps_address() -> None:
+    # CPython hands a freed object's address to the next one of the same size, so a registry
+    # keyed by id() once told a fresh app it already had every group (a flaky CI failure).
+    # A plain interpreter reuses addresses reliably; pytest's own allocations get in the way.
+    done = subprocess.run(
+        [sys.executable, "-c", _ADDRESS_REUSE_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    counts = json.loads(done.stdout)
+    assert counts["reused"] > 0, "no address was reused, so this run proves nothing"
+    assert counts["short"] == 0
