@@ -1,7 +1,7 @@
 """Rendering results: data on stdout (JSON, YAML, table, NDJSON), after an optional JMESPath query.
 
-The one module that imports yaml and jmespath, each only when that format or ``--query`` is
-actually used; tables for people are drawn by ``terminal`` (rich).
+The one module that imports jmespath, only when ``--query`` is used (YAML goes through
+``yaml_codec``); tables for people are drawn by ``terminal`` (rich).
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def to_json(data: Any, *, pretty: bool) -> str:
 
 
 def to_yaml(data: Any) -> str:
-    import yaml
+    from qlikm2m import yaml_codec
 
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return yaml_codec.dump(data)
 
 
 class Output:

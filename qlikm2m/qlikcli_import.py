@@ -75,7 +75,7 @@ def read_qlik_cli_contexts(path: Path, *, secret_storage: SecretStorage) -> Qlik
 
 
 def _load_yaml(path: Path) -> Any:
-    import yaml
+    from qlikm2m import yaml_codec
 
     try:
         with path.open("rb") as handle:
@@ -93,13 +93,11 @@ def _load_yaml(path: Path) -> Any:
             f"{path} is larger than {_MAX_BYTES // 1024 // 1024} MB: not a contexts file."
         )
     try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as error:
+        return yaml_codec.load(raw)
+    except yaml_codec.YamlSyntaxError as error:
         # The file holds plaintext secrets: report the place and the problem, never a snippet.
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}, line {mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or type(error).__name__
-        raise ConfigError(f"{where}: not valid YAML ({problem}).") from None
+        where = f"{path}, line {error.line}" if error.line is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({error.problem}).") from None
 
 
 class _Skip(Exception):
