@@ -458,7 +458,7 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
     import truststore
 
     context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if ca_bundle:
+    if ca_bundle and not is_os_trust_file(ca_bundle):
         try:
             context.load_verify_locations(cafile=ca_bundle)
         except (OSError, ssl.SSLError) as error:
@@ -469,6 +469,29 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
                 hint="It must be a PEM file with one or more CA certificates.",
             ) from error
     return context
+
+
+def is_os_trust_file(path: str) -> bool:
+    """Whether ``path`` is the CA file the OS trust store loads anyway.
+
+    On Linux and the BSDs truststore parses OpenSSL's default CA file; CI images and corporate
+    set-ups often point REQUESTS_CA_BUNDLE (or QLIK_CA_BUNDLE) at that same file, and parsing its
+    ~150 certificates a second time costs 40-100 ms of every command under OpenSSL 3.
+    macOS and Windows verify with the OS instead, so there every bundle is loaded.
+    """
+    import os
+    import ssl
+    import sys
+
+    if sys.platform in ("darwin", "win32"):
+        return False
+    default = ssl.get_default_verify_paths().cafile
+    if not default:
+        return False
+    try:
+        return os.path.samefile(path, default)
+    except OSError:
+        return False
 
 
 def _build_session(options: HttpOptions) -> requests.Session:
@@ -490,8 +513,10 @@ def _build_session(options: HttpOptions) -> requests.Session:
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
             super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-            if verify is True:
-                # requests would add certifi's bundle to our context; the OS store replaces it.
+            if verify is True or (isinstance(verify, str) and is_os_trust_file(verify)):
+                # requests would add certifi's bundle (or $REQUESTS_CA_BUNDLE) to our context;
+                # the OS store replaces the first and already holds the second when it is
+                # the system file.
                 conn.ca_certs = None
                 conn.ca_cert_dir = None
 

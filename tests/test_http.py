@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import trustme
+import truststore
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,11 +25,14 @@ from qlikm2m.errors import ApiError, AuthError, ConfigError, NetworkError
 from qlikm2m.http import (
     HttpOptions,
     Transport,
+    _build_session,
     backoff_delay,
     error_for,
+    is_os_trust_file,
     parse_error_body,
     parse_retry_after,
     raise_for_status,
+    tls_context,
 )
 from qlikm2m.redaction import register_secret
 
@@ -432,6 +437,61 @@ def test_unreadable_ca_bundle_is_a_config_error(tmp_path: Any, tls_server: Scrip
     pem.write_text("not a certificate")
     with pytest.raises(ConfigError, match="could not be loaded"):
         _transport(ca_bundle=str(pem)).request("GET", tls_server.url + "/x")
+
+
+@pytest.fixture
+def os_trust_file(tmp_path: Any, ca: trustme.CA, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A CA file that plays OpenSSL's default CA file (the one the OS trust store loads)."""
+    pem = tmp_path / "os-ca-certificates.crt"
+    ca.cert_pem.write_to_path(str(pem))
+    real = ssl.get_default_verify_paths()
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: real._replace(cafile=str(pem)))
+    return str(pem)
+
+
+def test_the_os_trust_file_is_not_parsed_a_second_time(
+    os_trust_file: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = tmp_path / "link-to-os-file.pem"
+    link.symlink_to(os_trust_file)
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    assert is_os_trust_file(os_trust_file)
+    assert is_os_trust_file(str(link))
+    assert not is_os_trust_file(str(other))
+    assert not is_os_trust_file(str(tmp_path / "missing.pem"))
+    # truststore loads the OS file at the handshake; tls_context must only add the others.
+    loaded: list[str] = []
+    original = truststore.SSLContext.load_verify_locations
+
+    def spy(self: Any, cafile: Any = None, *args: Any, **kwargs: Any) -> Any:
+        loaded.append(str(cafile))
+        return original(self, cafile, *args, **kwargs)
+
+    monkeypatch.setattr(truststore.SSLContext, "load_verify_locations", spy)
+    tls_context(os_trust_file)
+    tls_context(str(link))
+    assert loaded == []
+    tls_context(str(other))
+    assert loaded == [str(other)]
+
+
+def test_requests_ca_bundle_naming_the_os_trust_file_is_not_loaded_again(
+    os_trust_file: str, tmp_path: Any
+) -> None:
+    other = tmp_path / "other.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    adapter = _build_session(HttpOptions()).get_adapter("https://tenant.example")
+    # What requests passes as ``verify`` when $REQUESTS_CA_BUNDLE is set: the file's path.
+    same = SimpleNamespace()
+    adapter.cert_verify(same, "https://tenant.example", os_trust_file, None)
+    assert same.ca_certs is None
+    added = SimpleNamespace()
+    adapter.cert_verify(added, "https://tenant.example", str(other), None)
+    assert added.ca_certs == str(other)
+    default = SimpleNamespace()
+    adapter.cert_verify(default, "https://tenant.example", True, None)
+    assert default.ca_certs is None  # never certifi's bundle: the OS store replaces it
 
 
 def test_header_trace_masks_the_authorization(server: Scripted) -> None:

@@ -63,14 +63,13 @@ def test_wrong_secret_is_exit_4(run_qlikm2m: Any, cli_env: dict[str, str]) -> No
     assert wrong not in result.stderr + result.stdout
 
 
+_CA_VARIABLES = ("QLIK_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
 def test_untrusted_certificate_is_exit_6_with_a_ca_bundle_hint(
     run_qlikm2m: Any, cli_env: dict[str, str]
 ) -> None:
-    env = {
-        k: v
-        for k, v in cli_env.items()
-        if k not in ("QLIK_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
-    }
+    env = {k: v for k, v in cli_env.items() if k not in _CA_VARIABLES}
     result = run_qlikm2m("tenant", "me", env=env)
     assert result.returncode == 6
     _no_traceback(result.stderr)
@@ -84,6 +83,26 @@ def test_ca_bundle_flag_works_like_the_variable(
 ) -> None:
     env = {k: v for k, v in cli_env.items() if k != "QLIK_CA_BUNDLE"}
     result = run_qlikm2m("tenant", "me", "--ca-bundle", sandbox.ca_bundle or "", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_requests_ca_bundle_adds_a_ca(
+    sandbox: Sandbox, run_qlikm2m: Any, cli_env: dict[str, str]
+) -> None:
+    env = {k: v for k, v in cli_env.items() if k not in _CA_VARIABLES}
+    env["REQUESTS_CA_BUNDLE"] = sandbox.ca_bundle or ""
+    result = run_qlikm2m("tenant", "me", env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_requests_ca_bundle_that_is_the_os_trust_file_still_trusts_it(
+    sandbox: Sandbox, run_qlikm2m: Any, cli_env: dict[str, str]
+) -> None:
+    # CI images point REQUESTS_CA_BUNDLE at OpenSSL's default file; qlikm2m then skips the
+    # second parse and must still trust that file's CAs through the OS trust store.
+    env = {k: v for k, v in cli_env.items() if k not in _CA_VARIABLES}
+    env["SSL_CERT_FILE"] = env["REQUESTS_CA_BUNDLE"] = sandbox.ca_bundle or ""
+    result = run_qlikm2m("tenant", "me", env=env)
     assert result.returncode == 0, result.stderr
 
 
