@@ -28,6 +28,11 @@ RELOAD_ID_PREFIX = "66b0c3a1" + "7e8f9a0b1c"
 RESOURCE_ID_PREFIX = "65a1f0c0" + "0f0e0d0c0b"
 APP_ID_PREFIX = "5f0c9a1e-3c2d-4b8e-9f1a-"
 ITEM_TYPES = ("app", "dataset", "app", "automation", "app", "note")
+# A dead (expired or revoked) token is remembered this long, so a client still holding one hears
+# "expired" or "revoked" rather than "unknown"; then it is forgotten, so a sandbox left running for
+# days does not grow with every token it ever minted.
+DEAD_TOKEN_MEMORY = 3600.0
+TOKEN_SWEEP_FLOOR = 1024
 TYPE_LABELS = {"app": "app", "dataset": "dataset", "automation": "automation", "note": "note"}
 NAME_WORDS = ("Sales", "Finance", "Marketing", "Operations", "Supply chain", "HR", "Customer")
 SPACE_TYPES = ("shared", "managed", "data")
@@ -66,10 +71,17 @@ class Token:
     scope: str
     issued_at: float
     expires_at: float
-    revoked: bool = False
+    revoked_at: float | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
 
     def live(self, now: float) -> bool:
         return not self.revoked and now < self.expires_at
+
+    def dead_since(self) -> float:
+        return self.expires_at if self.revoked_at is None else min(self.expires_at, self.revoked_at)
 
 
 @dataclass(frozen=True)
@@ -136,6 +148,7 @@ class TenantState:
         self.extra_app_index = {a: config.items + k for k, a in enumerate(self.extra_apps)}
         self.fail_apps = frozenset(config.fail_apps)
         self.tokens: dict[str, Token] = {}
+        self._sweep_tokens_at = TOKEN_SWEEP_FLOOR
         self.refresh_grants: dict[str, RefreshGrant] = {}
         self.reloads: dict[str, Reload] = {}
         self.reloads_by_app: dict[str, list[str]] = {}
@@ -408,7 +421,20 @@ class TenantState:
         )
         with self.lock:
             self.tokens[token.value] = token
+            if len(self.tokens) >= self._sweep_tokens_at:
+                # Amortised: the threshold doubles with what survives, so minting stays O(1).
+                self._forget_dead_tokens(now)
+                self._sweep_tokens_at = max(TOKEN_SWEEP_FLOOR, 2 * len(self.tokens))
         return token
+
+    def _forget_dead_tokens(self, now: float) -> None:
+        forgotten = [
+            value
+            for value, token in self.tokens.items()
+            if token.dead_since() + DEAD_TOKEN_MEMORY < now
+        ]
+        for value in forgotten:
+            del self.tokens[value]
 
     def add_refresh_grant(self, grant: RefreshGrant) -> str:
         value = secrets.token_urlsafe(48)
@@ -420,7 +446,7 @@ class TenantState:
         with self.lock:
             token = self.tokens.get(value)
             if token is not None:
-                token.revoked = True
+                token.revoked_at = token.revoked_at or self.now()
                 return True
             return self.refresh_grants.pop(value, None) is not None
 
@@ -429,7 +455,7 @@ class TenantState:
         with self.lock:
             live = [t for t in self.tokens.values() if t.live(now)]
             for token in live:
-                token.revoked = True
+                token.revoked_at = now
             self.refresh_grants.clear()
             return len(live)
 

@@ -286,3 +286,29 @@ def test_tokens_expire_after_their_lifetime(make_sandbox: object, clock: FakeClo
 
     assert expired.status_code == 401
     assert "expired" in expired.json()["errors"][0]["detail"]
+
+
+def test_dead_tokens_are_forgotten_an_hour_after_they_die(
+    make_sandbox: object, clock: FakeClock
+) -> None:
+    from qlikm2m.sandbox.state import DEAD_TOKEN_MEMORY, TOKEN_SWEEP_FLOOR
+
+    sandbox = make_sandbox(token_lifetime=300, clock=clock)  # type: ignore[operator]
+    state = sandbox.state
+    client = sandbox.client_id
+    bot = state.bot_user_ids[client]
+    old = [state.mint(client, bot, "user_default") for _ in range(TOKEN_SWEEP_FLOOR - 1)]
+    state.revoke(old[0].value)
+    tenant = Tenant(sandbox)
+    recent = tenant.token()  # the 1,024th: a sweep with nothing dead yet keeps everything
+    assert len(state.tokens) == TOKEN_SWEEP_FLOOR
+
+    clock.advance(300 + DEAD_TOKEN_MEMORY - 1)
+    # Dead, but recently enough that the answer still says why.
+    assert "expired" in tenant.get("/api/v1/users/me", recent).json()["errors"][0]["detail"]
+    clock.advance(2)
+    alive = [state.mint(client, bot, "user_default") for _ in range(TOKEN_SWEEP_FLOOR)]
+    assert set(state.tokens) == {t.value for t in alive}  # every dead one was forgotten
+    assert tenant.get("/api/v1/users/me", alive[-1].value).status_code == 200
+    forgotten = tenant.get("/api/v1/users/me", recent)
+    assert forgotten.status_code == 401
