@@ -71,6 +71,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
         metavar="APP_ID",
         help="reloads of this app fail (added as an app if not seeded); repeatable",
     )
+    data.add_argument(
+        "--exceed-limit-app",
+        action="append",
+        default=[],
+        metavar="APP_ID",
+        help="reloads of this app end EXCEEDED_LIMIT (added if not seeded); repeatable",
+    )
     limits = parser.add_argument_group("rate limits (off unless given)")
     limits.add_argument("--rate-limit-tier1", type=int, metavar="N", help="GETs per window")
     limits.add_argument(
@@ -107,6 +114,7 @@ def _config(args: argparse.Namespace) -> SandboxConfig:
         reload_duration=args.reload_duration,
         reload_queue_time=args.reload_queue_time,
         fail_apps=tuple(args.fail_app),
+        exceed_limit_apps=tuple(args.exceed_limit_app),
         rate_limit_tier1=args.rate_limit_tier1,
         rate_limit_tier2=args.rate_limit_tier2,
         rate_limit_window=args.rate_limit_window,

@@ -57,6 +57,7 @@ class SandboxConfig:
     reload_queue_time: float = 1.0
     reload_duration: float = 5.0
     fail_apps: tuple[str, ...] = ()
+    exceed_limit_apps: tuple[str, ...] = ()
     rate_limit_tier1: int | None = None
     rate_limit_tier2: int | None = None
     rate_limit_window: float = 60.0
@@ -85,6 +86,8 @@ class SandboxConfig:
             raise SandboxConfigError("the rate-limit window must be longer than 0 seconds")
         if not self.client_id or not self.client_secret:
             raise SandboxConfigError("the client id and secret must not be empty")
+        if set(self.fail_apps) & set(self.exceed_limit_apps):
+            raise SandboxConfigError("an app cannot both fail and exceed its limit")
         ids = [self.client_id, *(c.client_id for c in self.extra_clients)]
         if len(set(ids)) != len(ids):
             raise SandboxConfigError("client ids must be unique")

@@ -98,7 +98,7 @@ class Reload:
     user_id: str
     partial: bool
     created_at: float
-    fails: bool
+    ends: str  # the end status once it has run: SUCCEEDED, FAILED or EXCEEDED_LIMIT
     canceled_at: float | None = None
 
 
@@ -143,10 +143,13 @@ class TenantState:
         self.space_by_id = {s["id"]: s for s in self.spaces}
         self.seeded_items = config.items
         seeded_apps = {app_id_for(n) for n in range(config.items) if ITEM_TYPES[n % 6] == "app"}
-        # A failing app that is not among the seeded ones is added, so any id can be named.
-        self.extra_apps = [a for a in dict.fromkeys(config.fail_apps) if a not in seeded_apps]
+        # An app named to fail that is not among the seeded ones is added, so any id can be named.
+        self.reload_endings = {
+            **{app: "FAILED" for app in config.fail_apps},
+            **{app: "EXCEEDED_LIMIT" for app in config.exceed_limit_apps},
+        }
+        self.extra_apps = [a for a in self.reload_endings if a not in seeded_apps]
         self.extra_app_index = {a: config.items + k for k, a in enumerate(self.extra_apps)}
-        self.fail_apps = frozenset(config.fail_apps)
         self.tokens: dict[str, Token] = {}
         self._sweep_tokens_at = TOKEN_SWEEP_FLOOR
         self.refresh_grants: dict[str, RefreshGrant] = {}
@@ -477,7 +480,7 @@ class TenantState:
                 user_id=user_id,
                 partial=partial,
                 created_at=self.now(),
-                fails=app_id in self.fail_apps,
+                ends=self.reload_endings.get(app_id, "SUCCEEDED"),
             )
             self.reloads[reload.id] = reload
             self.reloads_by_app.setdefault(app_id, []).append(reload.id)
@@ -494,7 +497,7 @@ class TenantState:
             return "QUEUED", None, None
         if now < end:
             return "RELOADING", start, None
-        return ("FAILED" if reload.fails else "SUCCEEDED"), start, end
+        return reload.ends, start, end
 
     def cancel_reload(self, reload: Reload) -> str:
         with self.lock:
@@ -509,7 +512,7 @@ class TenantState:
             ids = list(self.reloads_by_app.get(app_id, ()))
         for reload_id in reversed(ids):
             status, _, ended = self.reload_phase(self.reloads[reload_id], now)
-            if ended is not None and status in ("SUCCEEDED", "FAILED"):
+            if ended is not None and status != "CANCELED":
                 return status, ended
         return None
 
@@ -535,6 +538,9 @@ class TenantState:
         if status == "FAILED":
             view["errorCode"] = "EngineReloadFailed"
             view["errorMessage"] = "The reload script failed: Field 'Amount' not found."
+        elif status == "EXCEEDED_LIMIT":
+            view["errorCode"] = "ReloadLimitExceeded"
+            view["errorMessage"] = "The reload exceeded the tenant's reload time limit."
         if with_log:
             view["log"] = self._reload_log(reload, status)
         return view
@@ -553,6 +559,11 @@ class TenantState:
                 "Error: Field 'Amount' not found",
                 "Execution failed",
                 "The reload script failed: Field 'Amount' not found.",
+            ]
+        elif status == "EXCEEDED_LIMIT":
+            lines += [
+                "Sum_Sales << Sales",
+                "The reload exceeded the tenant's reload time limit and was stopped",
             ]
         elif status == "CANCELED":
             lines += ["Reload was canceled"]

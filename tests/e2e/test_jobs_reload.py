@@ -92,6 +92,21 @@ def test_a_failed_reload_is_exit_8_with_its_log_on_stderr(
     assert "Traceback" not in result.stderr
 
 
+def test_a_reload_over_its_limit_is_exit_8_with_its_log_on_stderr(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    over = make_sandbox(exceed_limit_apps=(FAILING_APP,))
+    result = run_qlikm2m("reload", FAILING_APP, "--wait", *FAST, env=_env_for(over, cli_env))
+    assert result.returncode == 8, result.stderr
+    record = json.loads(result.stdout)
+    assert record["status"] == "EXCEEDED_LIMIT"
+    assert (
+        f"error: reload {record['id']} of app {FAILING_APP} ended EXCEEDED_LIMIT" in result.stderr
+    )
+    assert "  | The reload exceeded the tenant's reload time limit" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_failed_reload_as_a_json_error(
     make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
 ) -> None:

@@ -202,6 +202,8 @@ def _play_main(rec: Recorder, clock: FakeClock) -> None:
     reload_id = reload.json()["id"]
     broken = rec.call("POST /api/v1/reloads", "start partial", 201, "/api/v1/reloads",
                       token=token, json={"appId": "broken-app", "partial": True})  # fmt: skip
+    over = rec.call("POST /api/v1/reloads", "start, over its limit", 201, "/api/v1/reloads",
+                    token=token, json={"appId": "huge-app"})  # fmt: skip
     rec.call("POST /api/v1/reloads", "no appId", 400, "/api/v1/reloads", token=token, json={})
     rec.call("POST /api/v1/reloads", "unknown app", 403, "/api/v1/reloads", token=token,
              json={"appId": "nope"})  # fmt: skip
@@ -220,6 +222,8 @@ def _play_main(rec: Recorder, clock: FakeClock) -> None:
              token=token)  # fmt: skip
     rec.call("GET /api/v1/reloads/{reloadId}", "failed", 200,
              f"/api/v1/reloads/{broken.json()['id']}", token=token)  # fmt: skip
+    rec.call("GET /api/v1/reloads/{reloadId}", "exceeded limit", 200,
+             f"/api/v1/reloads/{over.json()['id']}", token=token)  # fmt: skip
     rec.call("GET /api/v1/reloads/{reloadId}", "canceled", 200, f"/api/v1/reloads/{cancel_me}",
              token=token)  # fmt: skip
     rec.call("GET /api/v1/reloads/{reloadId}", "unknown", 404, "/api/v1/reloads/x", token=token)
@@ -288,7 +292,7 @@ def _play_limits(rec: Recorder) -> None:
 def exchanges(sandbox_ca: SandboxCA) -> Iterator[list[Exchange]]:
     clock = FakeClock()
     base = {**TEST_DEFAULTS, "clock": clock, "api_key": "contract-key", "items": 40}
-    main = Sandbox(SandboxConfig(**base, fail_apps=("broken-app",)),
+    main = Sandbox(SandboxConfig(**base, fail_apps=("broken-app",), exceed_limit_apps=("huge-app",)),
                    ssl_context=sandbox_ca.server_context, ca_bundle=str(sandbox_ca.ca_pem))  # fmt: skip
     limited = Sandbox(
         SandboxConfig(**base, rate_limit_tier1=1, rate_limit_tier2=2, max_tokens_per_client=1),

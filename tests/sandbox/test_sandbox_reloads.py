@@ -1,4 +1,4 @@
-"""Reloads move QUEUED -> RELOADING -> SUCCEEDED/FAILED on the sandbox's (injectable) clock."""
+"""Reloads move QUEUED -> RELOADING -> SUCCEEDED/FAILED/EXCEEDED_LIMIT on the sandbox's (injectable) clock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from qlikm2m.sandbox import Sandbox
 @pytest.fixture
 def timed(make_sandbox: object, clock: FakeClock) -> Tenant:
     sandbox: Sandbox = make_sandbox(  # type: ignore[operator]
-        items=12, clock=clock, reload_queue_time=2, reload_duration=10, fail_apps=("broken-app",)
+        items=12,
+        clock=clock,
+        reload_queue_time=2,
+        reload_duration=10,
+        fail_apps=("broken-app",),
+        exceed_limit_apps=("huge-app",),
     )
     return Tenant(sandbox)
 
@@ -66,6 +71,30 @@ def test_a_reload_of_a_failing_app_fails_with_a_log(timed: Tenant, clock: FakeCl
     assert failed["partial"] is True
     assert failed["errorCode"]
     assert "Execution failed" in str(failed["log"])
+
+
+def test_a_reload_of_an_app_over_its_limit_ends_exceeded_limit(
+    timed: Tenant, clock: FakeClock
+) -> None:
+    token = timed.token()
+    created = _start(timed, token, "huge-app")
+    clock.advance(3)
+    assert _status(timed, token, created["id"])["status"] == "RELOADING"
+    clock.advance(10)
+    over = _status(timed, token, created["id"])
+
+    assert over["status"] == "EXCEEDED_LIMIT"
+    assert over["errorCode"]
+    assert "limit" in str(over["log"])
+    assert "endTime" in over
+    assert timed.get("/api/v1/apps/huge-app", token).status_code == 200
+
+
+def test_an_app_cannot_both_fail_and_exceed_its_limit(make_sandbox: object) -> None:
+    from qlikm2m.sandbox.config import SandboxConfigError
+
+    with pytest.raises(SandboxConfigError, match="both fail and exceed"):
+        make_sandbox(fail_apps=("x",), exceed_limit_apps=("x",))  # type: ignore[operator]
 
 
 def test_the_app_and_its_item_show_the_last_reload(timed: Tenant, clock: FakeClock) -> None:

@@ -177,7 +177,13 @@ def test_help_lists_the_options() -> None:
     )
 
     assert result.returncode == 0
-    for option in ("--tls-ca", "--fail-app", "--rate-limit-tier2", "--max-tokens-per-client"):
+    for option in (
+        "--tls-ca",
+        "--fail-app",
+        "--exceed-limit-app",
+        "--rate-limit-tier2",
+        "--max-tokens-per-client",
+    ):
         assert option in result.stdout
 
 
