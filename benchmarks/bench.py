@@ -654,6 +654,13 @@ ANATOMY = (
         "TLS context with the OS trust store",
         "from qlikm2m.http import tls_context; tls_context()",
     ),
+    (
+        # What truststore does on Linux at the first handshake; the stdlib floor trusts only the
+        # test CA and Node its built-in roots, so neither pays it.
+        "TLS: parse the OS's CA file (`SSLContext.set_default_verify_paths`)",
+        "parsing the OS's CA file",
+        "import ssl; ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).set_default_verify_paths()",
+    ),
 )
 
 
@@ -1022,7 +1029,9 @@ def why_tenant_me(report: Report) -> list[str]:
     lines = [
         f"  - why: the same request from a bare python3 (interpreter start, `ssl`, `http.client`) "
         f"takes {ms(floor)} ms, so {ms(warm - floor)} ms of the {ms(warm)} ms is qlikm2m's own: "
-        "importing its framework and HTTP stack, reading the token cache, rendering JSON."
+        "importing its framework and HTTP stack, parsing the OS's CA file for the trust store "
+        "(truststore on Linux; the floor trusts only the test CA), reading the token cache, "
+        "rendering JSON."
     ]
     base = report.anatomy.get(ANATOMY[0][0])
     if base is not None and WARM in report.anatomy:
