@@ -76,34 +76,35 @@ def test_wait_until_succeeded_prints_the_final_record(sandbox: Sandbox, run_qlik
     assert sandbox.count(GET_RELOAD) >= 1
 
 
-def test_a_failed_reload_is_exit_8_with_its_log_on_stderr(
-    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+@pytest.mark.parametrize(
+    ("ending", "status", "log_line"),
+    [
+        ("fail_apps", "FAILED", "Error: Field 'Amount' not found"),
+        (
+            "exceed_limit_apps",
+            "EXCEEDED_LIMIT",
+            "The reload exceeded the tenant's reload time limit",
+        ),
+    ],
+)
+def test_a_reload_that_ends_without_data_is_exit_8_with_its_log_on_stderr(
+    make_sandbox: Any,
+    cli_env: dict[str, str],
+    run_qlikm2m: Any,
+    ending: str,
+    status: str,
+    log_line: str,
 ) -> None:
-    failing = make_sandbox(fail_apps=(FAILING_APP,))
+    failing = make_sandbox(**{ending: (FAILING_APP,)})
     result = run_qlikm2m("reload", FAILING_APP, "--wait", *FAST, env=_env_for(failing, cli_env))
     assert result.returncode == 8, result.stderr
     record = json.loads(result.stdout)
-    assert record["status"] == "FAILED"
+    assert record["status"] == status
     assert "the end of its log:" in result.stderr
-    assert "  | Error: Field 'Amount' not found" in result.stderr
-    assert f"error: reload {record['id']} of app {FAILING_APP} ended FAILED" in result.stderr
+    assert f"  | {log_line}" in result.stderr
+    assert f"error: reload {record['id']} of app {FAILING_APP} ended {status}" in result.stderr
     # The tail comes from the apps service's full script log, not the record's excerpt.
     assert failing.count("GET /api/v1/apps/{appId}/reloads/logs/{reloadId}") == 1
-    assert "Traceback" not in result.stderr
-
-
-def test_a_reload_over_its_limit_is_exit_8_with_its_log_on_stderr(
-    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
-) -> None:
-    over = make_sandbox(exceed_limit_apps=(FAILING_APP,))
-    result = run_qlikm2m("reload", FAILING_APP, "--wait", *FAST, env=_env_for(over, cli_env))
-    assert result.returncode == 8, result.stderr
-    record = json.loads(result.stdout)
-    assert record["status"] == "EXCEEDED_LIMIT"
-    assert (
-        f"error: reload {record['id']} of app {FAILING_APP} ended EXCEEDED_LIMIT" in result.stderr
-    )
-    assert "  | The reload exceeded the tenant's reload time limit" in result.stderr
     assert "Traceback" not in result.stderr
 
 
