@@ -211,6 +211,24 @@ _OUTPUT_PARAMETERS: list[tuple[str, Any, Any]] = [
     ),
 ]
 
+# qlik-cli takes --context anywhere on the line; so do the commands that talk to a tenant.
+_CONTEXT_PARAMETER: list[tuple[str, Any, Any]] = [
+    (
+        "context_name",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--context",
+                "-c",
+                help="Use this context for this command only (also before the command name).",
+                show_default=False,
+                rich_help_panel=_PANEL,
+            ),
+        ],
+        None,
+    ),
+]
+
 _TENANT_NAMES = tuple(name for name, _, _ in _TENANT_PARAMETERS)
 
 
@@ -242,6 +260,14 @@ def _apply_output_flags(kwargs: dict[str, Any]) -> None:
         runtime.query = jmespath_query
 
 
+def _apply_context_flag(kwargs: dict[str, Any]) -> None:
+    context_name = kwargs.pop("context_name", None)
+    ctx = kwargs.get("ctx")
+    if context_name is not None and ctx is not None:
+        # After the command name it wins over the same option before it, as -o does.
+        runtime_of(ctx).context = context_name
+
+
 def output_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``-o``/``--query`` after the command name too (the command must take ``ctx``)."""
 
@@ -260,11 +286,12 @@ def tenant_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _apply_output_flags(kwargs)
+        _apply_context_flag(kwargs)
         flags = TenantFlags(**{name: kwargs.pop(name) for name in _TENANT_NAMES})
         return fn(*args, tenant=flags, **kwargs)
 
     wrapper.__signature__ = _extend(  # type: ignore[attr-defined]
-        fn, _TENANT_PARAMETERS + _OUTPUT_PARAMETERS, "tenant"
+        fn, _CONTEXT_PARAMETER + _TENANT_PARAMETERS + _OUTPUT_PARAMETERS, "tenant"
     )
     return wrapper
 
