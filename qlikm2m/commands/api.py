@@ -29,20 +29,37 @@ def parse_params(values: list[str]) -> list[tuple[str, str]]:
         key, sep, rest = value.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-q {value!r} is not key=value.", hint="e.g. -q limit=100 -q name=x")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Python keeps bytes of argv that are not UTF-8 as lone surrogates; a URL cannot.
+            raise UsageError(
+                f"-q {value!r} holds bytes that are not UTF-8 text.",
+                hint="Pass the value as UTF-8 (check the terminal's or script's locale).",
+            ) from None
         pairs.append((key.strip(), rest))
     return pairs
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
-    """``Name: value`` headers; the Authorization header is ours to set."""
+    """``Name: value`` headers; the Authorization header is ours to set.
+
+    Refused here rather than by the HTTP library mid-request (where it was an "unexpected" exit
+    1): a name must be an RFC 9110 token, a value one line of Latin-1 text, as HTTP/1.1 sends it.
+    """
+    import re
+
     from qlikm2m.errors import UsageError
 
     headers: dict[str, str] = {}
     for value in values:
         name, sep, rest = value.partition(":")
         name = name.strip()
-        if not sep or not name or any(ch.isspace() for ch in name) or not name.isprintable():
-            raise UsageError(f"-H {value!r} is not 'Name: value'.")
+        if not sep or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", name):
+            raise UsageError(
+                f"-H {value!r} is not 'Name: value'.",
+                hint="A header name is ASCII letters, digits and !#$%&'*+-.^_`|~, no spaces.",
+            )
         if "\n" in rest or "\r" in rest:
             raise UsageError(f"The value of header {name!r} spans lines.")
         if name.lower() == "authorization":
@@ -50,7 +67,14 @@ def parse_headers(values: list[str]) -> dict[str, str]:
                 "qlikm2m sets the Authorization header itself.",
                 hint="To use a token minted elsewhere, set QLIK_ACCESS_TOKEN.",
             )
-        headers[name] = rest.strip()
+        rest = rest.strip()
+        if any(ord(ch) > 0xFF or (ord(ch) < 0x20 and ch != "\t") or ch == "\x7f" for ch in rest):
+            raise UsageError(
+                f"The value of header {name!r} has characters HTTP headers cannot carry.",
+                hint="Header values are Latin-1 text without control characters; "
+                "percent-encode anything else.",
+            )
+        headers[name] = rest
     return headers
 
 

@@ -158,12 +158,17 @@ def test_bad_arguments_are_usage_errors(sandbox: Sandbox, run_qlikm2m: Any) -> N
         ("api", "v1/items", "-q", "novalue"),
         ("api", "v1/items", "-d", "{not json"),
         ("api", "v1/items", "-H", "Authorization: Bearer x"),
+        # Once exit 1 "unexpected UnicodeEncodeError" from inside the HTTP library:
+        ("api", "v1/items", "-H", "X-€: 1"),
+        ("api", "v1/items", "-H", "X-Currency: €"),
+        ("api", "v1/items", "-q", "name=\udcff"),  # the byte 0xff on argv: not UTF-8
         ("api", "-X", "POST", "v1/items", "--paginate"),
         ("api", "https://elsewhere.example.com/api/v1/items"),
     ):
         result = run_qlikm2m(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert "Traceback" not in result.stderr
+        assert "unexpected" not in result.stderr
     assert sandbox.counters().get("GET /api/v1/items", 0) == 0
 
 
