@@ -210,7 +210,8 @@ _TOML_LINES = st.one_of(
 )
 
 
-def _load_from(raw: bytes) -> None:
+def _load_from(raw: bytes) -> bool:
+    """Load ``raw`` as the contexts file; True when it held contexts and they made the round trip."""
     env = dict(os.environ)
     path = contexts_path(env)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,10 +223,10 @@ def _load_from(raw: bytes) -> None:
         _, refused = attempt(update_contexts, env, lambda current: current.with_current(None))
         assert isinstance(refused, ConfigError)
         assert path.read_bytes() == raw
-        return
+        return False
     assert loaded is not None
     if not loaded.contexts:
-        return
+        return False
     # Whatever loads survives being written back and read again: two writes, there and back.
     first = next(iter(loaded.contexts.values()))
     touched = replace(first, comment=(first.comment or "") + "~")
@@ -233,6 +234,7 @@ def _load_from(raw: bytes) -> None:
     update_contexts(env, lambda current: current.with_context(first))
     again = load_contexts(env)
     assert (again.contexts, again.current) == (loaded.contexts, loaded.current)
+    return True
 
 
 @FUZZ
@@ -277,10 +279,69 @@ def test_contexts_file_of_well_formed_toml_with_any_values(
     _load_from(tomli_w.dumps(document).encode())
 
 
+_ANY_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30
+)  # quotes, newlines, controls, emoji: all must survive the write and the read
+_VALID_CONTEXT = st.one_of(
+    st.fixed_dictionaries(
+        {"server": _ANY_TEXT.filter(str.strip), "client_id": _ANY_TEXT.filter(str.strip)},
+        optional={
+            "auth_type": st.just("oauth"),
+            "scope": _ANY_TEXT,
+            "ca_bundle": _ANY_TEXT,
+            "comment": _ANY_TEXT,
+            "secret_storage": st.sampled_from(["keyring", "file"]),
+        },
+    ),
+    st.fixed_dictionaries(
+        {"server": _ANY_TEXT.filter(str.strip), "auth_type": st.just("apikey")},
+        optional={"comment": _ANY_TEXT, "secret_storage": st.sampled_from(["keyring", "file"])},
+    ),
+)
+_CONTEXT_NAMES = st.from_regex(r"[A-Za-z0-9\[][A-Za-z0-9._:@+\[\]-]{0,20}", fullmatch=True)
+
+
+@FUZZ
+@given(st.dictionaries(_CONTEXT_NAMES, _VALID_CONTEXT, min_size=1, max_size=4), st.data())
+def test_valid_contexts_with_any_values_survive_a_write_and_a_read(
+    tables: dict[str, dict[str, str]], data: st.DataObject
+) -> None:
+    import tomli_w
+
+    current = data.draw(st.none() | st.sampled_from(sorted(tables)))
+    document: dict[str, Any] = {"schema_version": 1, "contexts": tables}
+    if current is not None:
+        document["current"] = current
+    assert _load_from(tomli_w.dumps(document).encode())
+
+
 # --- the qlik-cli contexts file ------------------------------------------------------------------
 
 _QLIK_CLI_KEYS = ["server", "headers", "oauth-client-id", "oauth-client-secret", "server-type"]
+_QLIK_CLI_VALID_ENTRY = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "server": st.sampled_from(
+                ["https://t.example.com", "t.example.com", "t.eu.qlikcloud.com/"]
+            ),
+            "oauth-client-id": _ANY_TEXT.filter(str.strip),
+            "oauth-client-secret": _ANY_TEXT.filter(str.strip),
+        },
+        optional={"comment": _ANY_TEXT, "server-type": st.just("cloud")},
+    ),
+    st.fixed_dictionaries(
+        {
+            "server": st.just("https://t.example.com"),
+            "headers": _ANY_TEXT.filter(lambda t: t.strip() and " " not in t.strip()).map(
+                lambda key: {"Authorization": f"Bearer {key}"}
+            ),
+        }
+    ),
+)
 _QLIK_CLI_FILES = st.one_of(
+    st.dictionaries(_CONTEXT_NAMES, _QLIK_CLI_VALID_ENTRY, min_size=1, max_size=3).map(
+        lambda contexts: json.dumps({"contexts": contexts})
+    ),
     st.text(max_size=200),
     JSON.map(lambda value: json.dumps({"contexts": value, "current-context": "x"})),
     st.dictionaries(
@@ -301,7 +362,22 @@ def test_qlik_cli_contexts_file_of_anything(text: str, tmp_path: Path) -> None:
         assert_one_of_ours(error, ConfigError)
         return
     assert found is not None
-    assert all(candidate.name for candidate in found.candidates)
+    for candidate in found.candidates:
+        assert candidate.context.name
+        assert candidate.secret
+        assert candidate.context.server.startswith("https://")
+
+
+@FUZZ
+@given(contexts=st.dictionaries(_CONTEXT_NAMES, _QLIK_CLI_VALID_ENTRY, min_size=1, max_size=3))
+def test_valid_qlik_cli_entries_all_become_candidates(
+    contexts: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    path = tmp_path / "contexts.yml"
+    path.write_text(json.dumps({"contexts": contexts}), encoding="utf-8")
+    found = read_qlik_cli_contexts(path, secret_storage="file")
+    assert found.skipped == ()
+    assert sorted(c.context.name for c in found.candidates) == sorted(contexts)
 
 
 # --- whole HTTP answers: status, headers and body ------------------------------------------------
@@ -571,8 +647,39 @@ _ENV_VALUES = st.sampled_from(_ENV_EXAMPLES) | st.text(
 _SECRET_NAMES = ("QLIK_CLIENT_SECRET", "QLIK_API_KEY", "QLIK_ACCESS_TOKEN")
 
 
+_ENV_CREDENTIALS = st.sampled_from(
+    [
+        {"QLIK_SERVER": "https://tenant.example.com", "QLIK_API_KEY": "k" * 24},
+        {"QLIK_SERVER": "tenant.example.com", "QLIK_ACCESS_TOKEN": "t" * 24},
+        {
+            "QLIK_SERVER": "https://tenant.example.com/",
+            "QLIK_CLIENT_ID": "client",
+            "QLIK_CLIENT_SECRET": "s" * 24,
+        },
+    ]
+)
+# Half the examples start from a usable credential set, so the resolving branch runs often too.
+_ENVIRONMENTS = st.dictionaries(st.sampled_from(_ENV_NAMES), _ENV_VALUES, max_size=8) | st.builds(
+    lambda base, extra: {**base, **extra},
+    _ENV_CREDENTIALS,
+    st.dictionaries(
+        st.sampled_from([n for n in _ENV_NAMES if n.startswith("QLIKM2M_")]),
+        _ENV_VALUES,
+        max_size=4,
+    ),
+)
+
+
 @FUZZ
-@given(st.dictionaries(st.sampled_from(_ENV_NAMES), _ENV_VALUES, max_size=8))
+@given(_ENVIRONMENTS)
+@example(
+    {
+        "QLIK_SERVER": "https://tenant.example.com",
+        "QLIK_API_KEY": "k" * 24,
+        "QLIKM2M_MAX_RETRY_WAIT": "0",
+        "QLIKM2M_READ_TIMEOUT": "2.5",
+    }
+)
 def test_any_environment_resolves_or_is_an_error_of_ours(values: dict[str, str]) -> None:
     env = {
         "QLIKM2M_CONFIG_DIR": os.environ["QLIKM2M_CONFIG_DIR"],
@@ -591,8 +698,9 @@ def test_any_environment_resolves_or_is_an_error_of_ours(values: dict[str, str])
                 assert secret not in shown
         return
     assert resolved is not None
-    for timeout in ("connect_timeout", "read_timeout", "max_retry_wait"):
+    for timeout in ("connect_timeout", "read_timeout"):
         assert 0 < resolved.seconds(timeout) < float("inf")
+    assert 0 <= resolved.seconds("max_retry_wait") < float("inf")  # 0: never wait, fail at once
 
 
 @pytest.fixture(autouse=True)
