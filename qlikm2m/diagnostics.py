@@ -332,11 +332,12 @@ def check_token_and_me(settings: ResolvedSettings, runtime: Runtime) -> list[Che
         except QlikM2MError as error:
             checks.append(_failure("users/me", error))
             return checks
-    who = (
-        user.get("name") or user.get("subject") or user.get("id")
-        if isinstance(user, dict)
-        else None
-    )
+    fields = user if isinstance(user, dict) else {}
+    who = fields.get("name") or fields.get("subject") or fields.get("id")
+    # The subject (qlikbot\<client id> for an M2M client) tells which client it really was.
+    subject = fields.get("subject")
+    if subject and subject != who:
+        who = f"{who} ({subject})"
     checks.append(Check("users/me", "ok", f"authenticated as {who}", elapsed_ms=elapsed))
     return checks
 

@@ -318,15 +318,29 @@ def test_get_shows_sources_and_masks_the_secret() -> None:
 
 def test_get_shows_environment_overrides_and_their_source() -> None:
     create("a", "--use")
+    env = dict(os.environ, QLIK_SCOPE="admin_classic", QLIKM2M_READ_TIMEOUT="7")
+    result = run("context", "get", env=env)
+    assert result.code == 0, result.err
+    rows = {row["name"]: row for row in result.json()["settings"]}
+    assert (rows["scope"]["value"], rows["scope"]["source"]) == ("admin_classic", "env QLIK_SCOPE")
+    assert (rows["read_timeout"]["value"], rows["read_timeout"]["source"]) == (
+        "7",
+        "env QLIKM2M_READ_TIMEOUT",
+    )
+    assert rows["server"]["source"] == "context 'a'"
+
+
+def test_get_names_a_server_from_the_environment_that_would_mix_with_the_context() -> None:
+    create("a", "--use")
     env = dict(os.environ, QLIK_SERVER="https://other.example.com")
     result = run("context", "get", env=env)
+    # The context itself is still shown (exit 0); resolving it with that server is refused as a
+    # mix, because the context's stored secret would be sent to another host.
+    assert result.code == 0, result.err
     view = result.json()
-    if view.get("settingsError"):
-        # A server from the environment that differs from the context's is refused as a mix.
-        assert "other.example.com" in view["settingsError"]
-    else:
-        rows = {row["name"]: row for row in view["settings"]}
-        assert rows["server"]["source"] == "env QLIK_SERVER"
+    assert view["settings"] == []
+    assert "https://other.example.com (env QLIK_SERVER)" in view["settingsError"]
+    assert "would be sent to it" in view["settingsError"]
 
 
 def test_get_without_any_context_is_exit_3() -> None:

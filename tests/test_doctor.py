@@ -26,7 +26,9 @@ def test_healthy_setup_passes_every_network_and_credential_check(
     checks = _checks(done.stdout)
     for name in ("settings", "dns", "tcp", "tls", "clock", "token", "users/me", "proxy"):
         assert checks[name]["status"] == "ok", checks[name]
-    assert "qlikbot" in checks["users/me"]["detail"] or sandbox.client_id in json.dumps(checks)
+    assert checks["users/me"]["detail"] == (
+        f"authenticated as Sandbox M2M client (qlikbot\\{sandbox.client_id})"
+    )
     # The keyring is unusable in tests, but environment credentials do not need it.
     assert checks["keyring"]["status"] == "warn"
     assert json.loads(done.stdout)["ok"] is True
