@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import signal
 import subprocess
@@ -187,24 +188,42 @@ def test_help_lists_the_options() -> None:
         assert option in result.stdout
 
 
+def _imported_names(tree: ast.AST, package: str) -> list[str]:
+    """Absolute names of what ``tree`` imports; relative imports resolved against ``package``."""
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = "." * node.level + (node.module or "")
+            base = importlib.util.resolve_name(module, package) if node.level else module
+            names += [base] if node.module else [f"{base}.{a.name}" for a in node.names]
+    return names
+
+
 def test_the_sandbox_imports_nothing_from_the_client_and_only_the_standard_library() -> None:
     offenders = []
-    for source in sorted((PACKAGE / "sandbox").glob("*.py")):
-        for node in ast.walk(ast.parse(source.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for name in names:
-                top = name.split(".")[0]
-                inside = name == "qlikm2m.sandbox" or name.startswith("qlikm2m.sandbox.")
-                if (top == "qlikm2m" and not inside) or (
-                    top not in ("qlikm2m", "__future__") and top not in sys.stdlib_module_names
-                ):
-                    offenders.append(f"{source.name}: {name}")
+    for source in sorted((PACKAGE / "sandbox").rglob("*.py")):
+        package = ".".join(source.relative_to(PACKAGE.parent).parent.parts)
+        for name in _imported_names(ast.parse(source.read_text()), package):
+            top = name.split(".")[0]
+            inside = name == "qlikm2m.sandbox" or name.startswith("qlikm2m.sandbox.")
+            if (top == "qlikm2m" and not inside) or (
+                top not in ("qlikm2m", "__future__") and top not in sys.stdlib_module_names
+            ):
+                offenders.append(f"{source.name}: {name}")
 
     assert offenders == []
+
+
+def test_the_import_check_sees_relative_imports_out_of_the_sandbox() -> None:
+    # The check once read `from ..http import x` as the standard library's http.
+    tree = ast.parse("from ..http import x\nfrom .. import tokens\nfrom .state import y")
+    assert _imported_names(tree, "qlikm2m.sandbox") == [
+        "qlikm2m.http",
+        "qlikm2m.tokens",
+        "qlikm2m.sandbox.state",
+    ]
 
 
 def test_starting_the_sandbox_loads_no_other_qlikm2m_module() -> None:
