@@ -181,7 +181,8 @@ def _transport(
         (b'{"errors": "not a list"', "application/json", None, '{"errors": "not a list"', None),
         (b"upstream connect error", "text/plain", None, "upstream connect error", None),
         (b"", "", None, None, None),
-        (b"\xff\xfe\x00garbage", "application/octet-stream", None, None, None),
+        # Undecodable bytes become U+FFFD and control characters are dropped: one clean line.
+        (b"\xff\xfe\x00garbage", "application/octet-stream", None, "\ufffd\ufffdgarbage", None),
     ],
 )
 def test_parse_error_body_variants(
@@ -189,8 +190,7 @@ def test_parse_error_body_variants(
 ) -> None:
     info = parse_error_body(body, content_type)
     assert info.title == title
-    if detail is not None:
-        assert info.detail == detail
+    assert info.detail == detail
     assert info.code == code
 
 

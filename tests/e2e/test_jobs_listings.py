@@ -115,13 +115,24 @@ def test_spaces_ls_filters_by_type_and_name(sandbox: Sandbox, run_qlikm2m: Any) 
     assert bad.returncode == 2
 
 
-def test_yaml_and_query_shape_the_whole_list(sandbox: Sandbox, run_qlikm2m: Any) -> None:
-    names = run_qlikm2m("spaces", "ls", "--query", "[].name")
-    assert names.returncode == 0, names.stderr
-    assert all(isinstance(name, str) for name in json.loads(names.stdout))
-    as_yaml = run_qlikm2m("spaces", "ls", "-o", "yaml")
+def test_yaml_and_query_shape_the_whole_list(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    import yaml
+
+    # 150 spaces: two pages of 100, so a query applied page by page would give 100 and 50.
+    many = make_sandbox(spaces=150)
+    env = sandbox_env(many, cli_env)
+    everything = json.loads(run_qlikm2m("spaces", "ls", env=env).stdout)
+    assert len(everything) == 150
+    count = run_qlikm2m("spaces", "ls", "--query", "length(@)", env=env)
+    assert count.returncode == 0, count.stderr
+    assert json.loads(count.stdout) == 150
+    names = run_qlikm2m("spaces", "ls", "--query", "[].name", env=env)
+    assert json.loads(names.stdout) == [space["name"] for space in everything]
+    as_yaml = run_qlikm2m("spaces", "ls", "-o", "yaml", env=env)
     assert as_yaml.returncode == 0, as_yaml.stderr
-    assert as_yaml.stdout.startswith("- id:")
+    assert yaml.safe_load(as_yaml.stdout) == everything
 
 
 def test_apps_get_prints_the_app(sandbox: Sandbox, run_qlikm2m: Any) -> None:
