@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from qlikm2m import __version__
-from qlikm2m.errors import ExitCode, QlikM2MError, UsageError
+from qlikm2m.errors import ExitCode, Interrupted, QlikM2MError, UsageError
 from qlikm2m.redaction import redact
 from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS, Runtime
 
@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
             runtime.stderr.write(f"error: {error.format_message()}\n")
         return int(ExitCode.USAGE)
     except (KeyboardInterrupt, typer.Abort):
-        runtime.stderr.write("\ninterrupted\n")
-        return int(ExitCode.INTERRUPTED)
+        return _report_interrupted(runtime)
     except BrokenPipeError:
         # The reader went away (`| head`): that is its choice, not our failure.
         _silence_stdout()
@@ -226,8 +225,17 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
         _report(runtime, unexpected)
         return int(ExitCode.UNEXPECTED)
     if result == int(ExitCode.INTERRUPTED):
-        runtime.stderr.write("\ninterrupted\n")
+        return _report_interrupted(runtime)
     return result if isinstance(result, int) else int(ExitCode.OK)
+
+
+def _report_interrupted(runtime: Runtime) -> int:
+    if runtime.json_errors:
+        # A script that asked for JSON parses the last stderr line, whatever ended the run.
+        runtime.stderr.write("\n" + json.dumps(Interrupted("interrupted").to_dict()) + "\n")
+    else:
+        runtime.stderr.write("\ninterrupted\n")
+    return int(ExitCode.INTERRUPTED)
 
 
 def _interrupt(signum: int, frame: object) -> None:

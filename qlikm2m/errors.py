@@ -96,6 +96,13 @@ class KeyringError(QlikM2MError):
     kind = "keyring"
 
 
+class Interrupted(QlikM2MError):
+    """Ctrl-C or SIGTERM: the user or the CI runner stopped the command."""
+
+    exit_code = ExitCode.INTERRUPTED
+    kind = "interrupted"
+
+
 class ReloadFailedError(QlikM2MError):
     """An app reload ended FAILED, CANCELED or EXCEEDED_LIMIT: the data did not land."""
 

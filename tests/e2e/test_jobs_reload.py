@@ -187,6 +187,25 @@ def test_ctrl_c_stops_waiting_with_130_and_names_the_reload(
     assert json.loads(after.stdout)["status"] == "RELOADING"
 
 
+def test_a_canceled_job_with_json_output_ends_in_a_json_error(
+    make_sandbox: Any, cli_env: dict[str, str]
+) -> None:
+    slow = make_sandbox(reload_duration=120)
+    child = _start(
+        ["-o", "json", "reload", slow.app_ids()[0], "--wait", *FAST], _env_for(slow, cli_env)
+    )
+    try:
+        assert child.stderr is not None
+        _read_until(child.stderr, "RELOADING")
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    error = json.loads(err.strip().splitlines()[-1])["error"]
+    assert (error["kind"], error["exitCode"]) == ("interrupted", 130)
+
+
 def test_several_apps_run_concurrently_within_max_parallel(
     make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any
 ) -> None:
