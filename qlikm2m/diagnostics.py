@@ -110,31 +110,42 @@ def check_keyring(env: Mapping[str, str], *, interactive: bool, needed: bool) ->
     return Check("keyring", "ok", f"{backend}, unlocked and answering", elapsed_ms=elapsed)
 
 
-def _mode_problems(folder: Path, files: Iterator[Path]) -> list[str]:
-    problems = []
-    if stat.S_IMODE(folder.stat().st_mode) & 0o077:
-        problems.append(f"{folder} is {oct(stat.S_IMODE(folder.stat().st_mode))}, expected 0o700")
-    for path in files:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            problems.append(f"{path} is {oct(mode)}, expected 0o600")
-    return problems
+def _loose_files(files: Iterator[Path]) -> list[str]:
+    return [
+        f"{path} is {oct(stat.S_IMODE(path.stat().st_mode))}, expected 0o600"
+        for path in files
+        if stat.S_IMODE(path.stat().st_mode) & 0o077
+    ]
 
 
 def check_permissions(name: str, folder: Path) -> Check:
-    """Files that may hold tokens or context details must be private to the user."""
+    """Files that may hold tokens or context details must be private to the user.
+
+    A readable file is a failure (its token or settings are exposed). A folder that others may
+    list is only a warning: every file qlikm2m writes in it is 0600, and CI jobs often create the
+    folder themselves (e.g. under $RUNNER_TEMP) with the usual 0755.
+    """
     if not folder.exists():
         return Check(name, "ok", f"{folder} (not created yet)")
+    fix = f"chmod -R go-rwx {folder}"
     files = (p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".lock"))
-    problems = _mode_problems(folder, files)
+    problems = _loose_files(files)
     if problems:
         return Check(
             name,
             "fail",
             "; ".join(problems[:3])
             + (f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""),
-            f"chmod -R go-rwx {folder}",
+            fix,
             exit_code=ExitCode.CONFIG,
+        )
+    folder_mode = stat.S_IMODE(folder.stat().st_mode)
+    if folder_mode & 0o077:
+        return Check(
+            name,
+            "warn",
+            f"{folder} is {oct(folder_mode)}: others can list it (its files are 0600)",
+            fix,
         )
     return Check(name, "ok", f"{folder} is private (0700, files 0600)")
 

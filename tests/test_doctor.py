@@ -71,18 +71,35 @@ def test_missing_settings_fail_with_exit_3_and_skip_the_network(
     assert {checks[name]["status"] for name in ("dns", "tcp", "tls", "token")} == {"skip"}
 
 
-def test_loose_cache_permissions_are_a_failure_with_the_chmod_fix(
+def test_a_readable_file_in_the_cache_is_a_failure_with_the_chmod_fix(
     run_qlikm2m: RunQlikm2m, isolated_dirs: dict[str, Path]
 ) -> None:
     cache = isolated_dirs["cache"]
-    cache.mkdir(mode=0o755)
-    os.chmod(cache, 0o755)  # noqa: S103  (the point of the test)
+    cache.mkdir(mode=0o700)
     (cache / "stray.json").write_text("{}")
     os.chmod(cache / "stray.json", 0o644)
     done = run_qlikm2m("-o", "json", "doctor")
     assert done.returncode == 3
     check = _checks(done.stdout)["cache dir"]
     assert check["status"] == "fail"
+    assert "stray.json is 0o644" in check["detail"]
+    assert check["fix"] == f"chmod -R go-rwx {cache}"
+
+
+def test_a_cache_folder_others_can_list_is_a_warning(
+    run_qlikm2m: RunQlikm2m, isolated_dirs: dict[str, Path]
+) -> None:
+    # What a CI job gets when it creates QLIKM2M_CACHE_DIR itself with mkdir: commands work in
+    # it (every file is 0600), so doctor must not fail the job for it.
+    cache = isolated_dirs["cache"]
+    cache.mkdir(mode=0o755)
+    os.chmod(cache, 0o755)  # noqa: S103  (the point of the test)
+    assert run_qlikm2m("tenant", "me").returncode == 0
+    done = run_qlikm2m("-o", "json", "doctor")
+    assert done.returncode == 0, done.stdout
+    check = _checks(done.stdout)["cache dir"]
+    assert check["status"] == "warn"
+    assert "0o755" in check["detail"]
     assert check["fix"] == f"chmod -R go-rwx {cache}"
 
 
