@@ -572,6 +572,10 @@ def _establish(
     if me is not None:
         view["authenticatedAs"] = _who(me)
     view["verified"] = me is not None
+    if runtime.stdout_is_tty and not runtime.output_explicit:
+        # A person at a terminal has just read the two lines above; the record is for scripts
+        # (a pipe) and for whoever asks with -o.
+        return
     _emit(runtime, view)
 
 

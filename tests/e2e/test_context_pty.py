@@ -7,6 +7,7 @@ same dialogue against the real Secret Service is in test_context_keyring.py.
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import stat
@@ -109,8 +110,12 @@ def test_init_happy_path_in_a_terminal(
     child.expect_exact("Client Secret:")
     child.sendline(sandbox.client_secret)
     child.expect_exact("Authenticated as Sandbox M2M client")
+    child.expect_exact("Saved context")
     code, rest = finish(child)
     assert code == 0, rest
+    # The two sentences are the whole answer at a terminal: no JSON record after them.
+    assert "{" not in rest
+    assert "made it the current context" in rest
     env = dict(os.environ)
     loaded = load_contexts(env)
     name = host_port(sandbox)
@@ -155,6 +160,20 @@ def test_flags_pre_answer_the_prompts(spawn: Spawn, sandbox: Any) -> None:
     child.sendline(sandbox.client_secret)
     code, rest = finish(child)
     assert code == 0, rest
+
+
+def test_asking_for_json_at_a_terminal_prints_the_record(spawn: Spawn, sandbox: Any) -> None:
+    child = spawn(
+        "-o", "json", "context", "init", "rec", "--server", sandbox.url, "--oauth-client-id",
+        sandbox.client_id, "--ca-bundle", sandbox.ca_bundle, "--secret-storage", "file",
+    )  # fmt: skip
+    child.expect_exact("Client Secret:")
+    child.sendline(sandbox.client_secret)
+    child.expect_exact("Saved context")
+    code, rest = finish(child)
+    assert code == 0, rest
+    record = json.loads(rest[rest.index("{") :])
+    assert (record["name"], record["verified"]) == ("rec", True)
 
 
 def test_wrong_secret_is_exit_4_and_saves_nothing(
