@@ -93,7 +93,7 @@ def validate_name(name: str) -> str:
     if not _NAME_PATTERN.fullmatch(name):
         raise UsageError(
             f"Invalid context name {name!r}.",
-            hint="Use up to 128 letters, digits and . _ - : @ + [ ]; start with a letter or digit.",
+            hint="Use up to 128 letters, digits and . _ - : @ + [ ]; start with a letter, a digit or [ (an IPv6 host).",
         )
     return name
 

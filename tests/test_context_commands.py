@@ -571,6 +571,22 @@ def test_import_without_a_keyring_is_exit_7_and_imports_nothing(
     assert not contexts_path(dict(os.environ)).exists()
 
 
+def test_a_dry_run_without_a_keyring_lists_the_import_then_fails_like_it(
+    qlik_cli_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    result = run("context", "import-qlik-cli", str(qlik_cli_file), "--dry-run")
+    assert result.code == 7
+    assert len(result.json()["imported"]) == 3
+    assert "Would import 3" in result.err
+    assert "--secret-storage file" in result.err
+    assert not contexts_path(dict(os.environ)).exists()
+    with_files = run(
+        "context", "import-qlik-cli", str(qlik_cli_file), "--dry-run", "--secret-storage", "file"
+    )
+    assert with_files.code == 0, with_files.err
+
+
 class SecondWriteFails(MemoryKeyring):
     def set_password(self, service: str, username: str, password: str) -> None:
         if self.store:

@@ -1103,6 +1103,14 @@ def import_qlik_cli(
         and found.current is not None
         and any(candidate.context.name == found.current for candidate in chosen)
     )
+    storage_problem: QlikM2MError | None = None
+    if chosen and dry_run:
+        # A dry run lists what it would do, then fails the way the import would (exit 7 with
+        # the remedies) when the secrets could not be stored.
+        try:
+            check_storage(chosen[0].context, runtime.env, interactive=runtime.can_prompt)
+        except QlikM2MError as problem:
+            storage_problem = problem
     if chosen and not dry_run:
         check_storage(chosen[0].context, runtime.env, interactive=runtime.can_prompt)
         if storage == "file":
@@ -1162,6 +1170,8 @@ def import_qlik_cli(
             "current": found.current if make_current else None,
         },
     )
+    if storage_problem is not None:
+        raise storage_problem
 
 
 def register(root: typer.Typer) -> None:

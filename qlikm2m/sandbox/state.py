@@ -280,7 +280,8 @@ class TenantState:
 
     def _item_name(self, n: int) -> str:
         if n >= self.seeded_items:
-            return f"Failing app {n + 1}"
+            ending = self.reload_endings[self.extra_apps[n - self.seeded_items]]
+            return f"{'Over-limit' if ending == 'EXCEEDED_LIMIT' else 'Failing'} app {n + 1}"
         return f"{NAME_WORDS[n % len(NAME_WORDS)]} {TYPE_LABELS[self._item_kind(n)]} {n + 1}"
 
     def _resource_id(self, n: int) -> str:

@@ -87,7 +87,14 @@ def test_a_reload_of_an_app_over_its_limit_ends_exceeded_limit(
     assert over["errorCode"]
     assert "limit" in str(over["log"])
     assert "endTime" in over
-    assert timed.get("/api/v1/apps/huge-app", token).status_code == 200
+    app = timed.get("/api/v1/apps/huge-app", token)
+    assert app.status_code == 200
+    assert app.json()["attributes"]["name"].startswith("Over-limit app")
+    assert (
+        timed.get("/api/v1/apps/broken-app", token)
+        .json()["attributes"]["name"]
+        .startswith("Failing app")
+    )
 
 
 def test_an_app_cannot_both_fail_and_exceed_its_limit(make_sandbox: object) -> None:
