@@ -47,7 +47,14 @@ def render() -> str:
     # Plain help whatever stdout is: the CLI picks rich panels only for a terminal.
     app.rich_markup_mode = None
     root = typer.main.get_command(app)
-    ctx = typer.Context(root, info_name="qlikm2m", terminal_width=100, max_content_width=100)
+    # The root's context settings (-h as well as --help) reach every subcommand through it.
+    ctx = typer.Context(
+        root,
+        info_name="qlikm2m",
+        terminal_width=100,
+        max_content_width=100,
+        **root.context_settings,
+    )
     parts = [HEADER]
     for path, text in _walk(root, ctx, []):
         title = " ".join(["qlikm2m", *path])
