@@ -46,6 +46,23 @@ def _read_until(stream: IO[str], marker: str) -> list[str]:
     raise AssertionError(f"{marker!r} never appeared; stderr was: {''.join(seen)}")
 
 
+def _interrupted(
+    args: list[str], env: dict[str, str], *, after: list[str], signum: int
+) -> tuple[int, str, str]:
+    """Run qlikm2m, send ``signum`` once each of the ``after`` stderr markers has appeared in
+    turn, and return (exit code, stdout, stderr)."""
+    child = _start(args, env)
+    try:
+        assert child.stderr is not None
+        for marker in after:
+            _read_until(child.stderr, marker)
+        child.send_signal(signum)
+        out, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    return child.returncode, out, err
+
+
 def _time(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
@@ -171,15 +188,10 @@ def test_ctrl_c_stops_waiting_with_130_and_names_the_reload(
     slow = make_sandbox(reload_duration=120)
     env = _env_for(slow, cli_env)
     app_id = slow.app_ids()[0]
-    child = _start(["reload", app_id, "--wait", *FAST], env)
-    try:
-        assert child.stderr is not None
-        _read_until(child.stderr, "RELOADING")
-        child.send_signal(signum)
-        out, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-    assert child.returncode == 130, err
+    code, out, err = _interrupted(
+        ["reload", app_id, "--wait", *FAST], env, after=["RELOADING"], signum=signum
+    )
+    assert code == 130, err
     record = json.loads(out)
     assert f"stopped waiting; reload {record['id']} goes on server-side" in err
     assert "Traceback" not in err
@@ -191,17 +203,11 @@ def test_a_canceled_job_with_json_output_ends_in_a_json_error(
     make_sandbox: Any, cli_env: dict[str, str]
 ) -> None:
     slow = make_sandbox(reload_duration=120)
-    child = _start(
-        ["-o", "json", "reload", slow.app_ids()[0], "--wait", *FAST], _env_for(slow, cli_env)
+    args = ["-o", "json", "reload", slow.app_ids()[0], "--wait", *FAST]
+    code, _, err = _interrupted(
+        args, _env_for(slow, cli_env), after=["RELOADING"], signum=signal.SIGTERM
     )
-    try:
-        assert child.stderr is not None
-        _read_until(child.stderr, "RELOADING")
-        child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-    assert child.returncode == 130, err
+    assert code == 130, err
     error = json.loads(err.strip().splitlines()[-1])["error"]
     assert (error["kind"], error["exitCode"]) == ("interrupted", 130)
 
@@ -325,16 +331,13 @@ def test_ctrl_c_with_several_apps_names_every_reload_still_running(
     slow = make_sandbox(reload_duration=120)
     env = _env_for(slow, cli_env)
     apps = slow.app_ids()[:3]
-    child = _start(["reload", *apps, "--wait", *FAST, "--max-parallel", "2"], env)
-    try:
-        assert child.stderr is not None
-        _read_until(child.stderr, "started")
-        _read_until(child.stderr, "started")
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-    assert child.returncode == 130, err
+    code, out, err = _interrupted(
+        ["reload", *apps, "--wait", *FAST, "--max-parallel", "2"],
+        env,
+        after=["started", "started"],
+        signum=signal.SIGINT,
+    )
+    assert code == 130, err
     records = json.loads(out)
     assert [r["appId"] for r in records] == apps[:2]
     assert "stopped waiting; these reloads go on server-side: " in err
