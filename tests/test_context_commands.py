@@ -700,6 +700,25 @@ def test_a_saved_context_serves_commands_and_new_secrets_drop_its_tokens(
     assert MemoryKeyring.store == {}
 
 
+def test_rm_keeps_the_cached_token_while_another_context_uses_the_same_client(
+    sandbox: Any, isolated_dirs: dict[str, Path]
+) -> None:
+    assert sandbox_create(sandbox, "one", "--use").code == 0
+    assert sandbox_create(sandbox, "two").code == 0
+    assert run("user", "me").code == 0
+    minted = sandbox.count("POST /oauth/token")  # the two validations and this command's token
+    first = run("context", "rm", "one")
+    assert first.code == 0, first.err
+    assert first.json()["droppedTokens"] == 0
+    assert "Kept its cached token: 'two' use the same client." in first.err
+    # The other context goes on with the cached token: no new mint.
+    assert run("--context", "two", "user", "me").code == 0
+    assert sandbox.count("POST /oauth/token") == minted
+    last = run("context", "rm", "two")
+    assert last.json()["droppedTokens"] == 1
+    assert not list((isolated_dirs["cache"] / "tokens").glob("*.json"))
+
+
 def test_update_with_a_wrong_secret_keeps_the_old_one(
     sandbox: Any, memory_keyring: dict[Any, str]
 ) -> None:

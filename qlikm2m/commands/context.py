@@ -955,7 +955,10 @@ def rm(
         ),
     ] = False,
 ) -> None:
-    """Delete a context, its keyring entry (or secret file) and its cached tokens."""
+    """Delete a context, its keyring entry (or secret file) and its cached tokens.
+
+    The tokens stay while another context uses the same client on the same tenant.
+    """
     from qlikm2m.contexts import load_contexts, update_contexts
     from qlikm2m.errors import KeyringError
     from qlikm2m.secretstore import delete_secret
@@ -974,11 +977,20 @@ def rm(
             raise
         prompter.say(f"warning: the keyring entry of {name!r} was not removed: {error.message}")
         secret_deleted = False
-    update_contexts(
+    remaining = update_contexts(
         runtime.env, lambda current: current.without(name) if name in current.contexts else current
     )
-    dropped = _drop_tokens(runtime.env, context)
+    # Tokens are cached per credential set, not per context: while another context still uses
+    # this client on this server, its token stays (dropping it would only cost them a new one).
+    sharing = sorted(
+        other.name
+        for other in remaining.contexts.values()
+        if (other.server, other.client_id) == (context.server, context.client_id)
+    )
+    dropped = 0 if sharing else _drop_tokens(runtime.env, context)
     prompter.say(f"Deleted context {name!r}.")
+    if sharing:
+        prompter.say(f"Kept its cached token: {', '.join(map(repr, sharing))} use the same client.")
     _emit(runtime, {"removed": name, "secretDeleted": secret_deleted, "droppedTokens": dropped})
 
 
