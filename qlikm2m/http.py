@@ -499,6 +499,8 @@ def _build_session(options: HttpOptions) -> requests.Session:
     from requests.adapters import HTTPAdapter
 
     context = tls_context(options.ca_bundle)
+    # requests calls cert_verify before every request: decide once per bundle path, not per page.
+    os_trust_files: dict[str, bool] = {}
 
     class TrustStoreAdapter(HTTPAdapter):
         """TLS verified by the OS trust store plus the --ca-bundle, for direct and proxied use."""
@@ -513,7 +515,9 @@ def _build_session(options: HttpOptions) -> requests.Session:
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
             super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-            if verify is True or (isinstance(verify, str) and is_os_trust_file(verify)):
+            if isinstance(verify, str) and verify not in os_trust_files:
+                os_trust_files[verify] = is_os_trust_file(verify)
+            if verify is True or (isinstance(verify, str) and os_trust_files[verify]):
                 # requests would add certifi's bundle (or $REQUESTS_CA_BUNDLE) to our context;
                 # the OS store replaces the first and already holds the second when it is
                 # the system file.
