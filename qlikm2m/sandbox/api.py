@@ -8,9 +8,9 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from qlikm2m.sandbox.config import ClientSpec
@@ -28,6 +28,8 @@ from qlikm2m.sandbox.wire import (
     page_body,
     redirect_response,
 )
+
+T = TypeVar("T")
 
 IMPERSONATION_GRANT = "urn:qlik:oauth:user-impersonation"
 
@@ -229,6 +231,18 @@ def _list_page(
         query_pairs=request.query_pairs,
     )
     return Response(200, page_body(page.data, page.links, **extra), JSON_TYPE)
+
+
+def _scan_rows(
+    rows: Sequence[T], view: Callable[[T], dict[str, Any]]
+) -> Callable[[int], Iterator[tuple[int, dict[str, Any]]]]:
+    """A page scan over rows already in memory: (position, rendered row) from ``start`` on."""
+
+    def scan(start: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        for position in range(start, len(rows)):
+            yield position, view(rows[position])
+
+    return scan
 
 
 def _csv(value: str | None) -> frozenset[str] | None:
@@ -474,11 +488,7 @@ def list_users(
 ) -> Response:
     limit = _limit(request, 20)
     users = api.state.users_sorted
-
-    def scan(start: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        for position in range(start, len(users)):
-            yield position, api.state.user_view(users[position], request.base_url)
-
+    scan = _scan_rows(users, lambda user: api.state.user_view(user, request.base_url))
     extra = {"totalResults": len(users)} if request.param("totalResults") == "true" else {}
     return _list_page(api, request, "users", scan, limit, **extra)
 
@@ -514,11 +524,7 @@ def list_spaces(
         for s in api.state.spaces
         if (types is None or s["type"] in types) and name in s["name"].lower()
     ]
-
-    def scan(start: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        for position in range(start, len(spaces)):
-            yield position, api.state.space_view(spaces[position], request.base_url)
-
+    scan = _scan_rows(spaces, lambda space: api.state.space_view(space, request.base_url))
     return _list_page(api, request, "spaces", scan, limit, meta={"count": len(spaces)})
 
 
@@ -627,12 +633,9 @@ def list_reloads(
     reloads = api.state.reloads_for_app(app_id)
     if partial in ("true", "false"):
         reloads = [r for r in reloads if r.partial == (partial == "true")]
-
-    def scan(start: int) -> Iterator[tuple[int, dict[str, Any]]]:
-        for position in range(start, len(reloads)):
-            view = api.state.reload_view(reloads[position], request.base_url, with_log=with_log)
-            yield position, view
-
+    scan = _scan_rows(
+        reloads, lambda reload: api.state.reload_view(reload, request.base_url, with_log=with_log)
+    )
     return _list_page(api, request, f"reloads:{app_id}", scan, limit)
 
 
