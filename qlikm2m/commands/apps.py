@@ -8,7 +8,12 @@ import typer
 
 from qlikm2m.commands.items import SpaceOpt
 from qlikm2m.commands.spaces import LimitOpt, NdjsonOpt
-from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+from qlikm2m.commands.tenant_options import (
+    TenantFlags,
+    print_listing,
+    print_resource,
+    tenant_command,
+)
 
 
 def register(root: typer.Typer) -> None:
@@ -31,13 +36,9 @@ def register(root: typer.Typer) -> None:
 
         JSON output is the items API's records: the app id is `resourceId`, `id` is the item id.
         """
-        from qlikm2m.listing import apps_listing, check_limit, emit_listing, fetch
+        from qlikm2m.listing import apps_listing
 
-        runtime = runtime_of(ctx)
-        check_limit(limit)
-        listing = apps_listing(space=space, name=name)
-        with tenant.client(runtime) as client:
-            emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
+        print_listing(ctx, tenant, apps_listing(space=space, name=name), limit=limit, ndjson=ndjson)
 
     @app.command("get")
     @tenant_command
@@ -50,13 +51,9 @@ def register(root: typer.Typer) -> None:
         from urllib.parse import quote
 
         from qlikm2m.errors import UsageError
-        from qlikm2m.output import Output
 
-        runtime = runtime_of(ctx)
         if not app_id.strip():
             raise UsageError("The app id is empty.", hint="List app ids with: qlikm2m apps ls")
-        output = Output(runtime)
-        with tenant.client(runtime) as client:
-            output.emit(client.get_json(f"/api/v1/apps/{quote(app_id.strip(), safe='')}"))
+        print_resource(ctx, tenant, f"/api/v1/apps/{quote(app_id.strip(), safe='')}")
 
     root.add_typer(app, name="apps")

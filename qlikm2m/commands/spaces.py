@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+from qlikm2m.commands.tenant_options import TenantFlags, print_listing, tenant_command
 
 
 class SpaceType(StrEnum):
@@ -45,12 +45,9 @@ def register(root: typer.Typer) -> None:
         ndjson: NdjsonOpt = False,
     ) -> None:
         """List spaces: a table on a terminal, a JSON array (or NDJSON) for scripts."""
-        from qlikm2m.listing import check_limit, emit_listing, fetch, spaces_listing
+        from qlikm2m.listing import spaces_listing
 
-        runtime = runtime_of(ctx)
-        check_limit(limit)
         listing = spaces_listing(space_type=space_type.value if space_type else None, name=name)
-        with tenant.client(runtime) as client:
-            emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
+        print_listing(ctx, tenant, listing, limit=limit, ndjson=ndjson)
 
     root.add_typer(app, name="spaces")

@@ -18,6 +18,7 @@ import typer
 
 if TYPE_CHECKING:
     from qlikm2m.client import QlikClient
+    from qlikm2m.listing import Listing
     from qlikm2m.runtime import Runtime
     from qlikm2m.settings import ResolvedSettings
 
@@ -300,3 +301,26 @@ def runtime_of(ctx: typer.Context) -> Runtime:
     from qlikm2m.runtime import Runtime
 
     return ctx.ensure_object(Runtime)
+
+
+def print_resource(ctx: typer.Context, tenant: TenantFlags, path: str) -> None:
+    """GET one resource and print it; the output is set up first, so a bad --query costs no
+    request."""
+    from qlikm2m.output import Output
+
+    runtime = runtime_of(ctx)
+    output = Output(runtime)
+    with tenant.client(runtime) as client:
+        output.emit(client.get_json(path))
+
+
+def print_listing(
+    ctx: typer.Context, tenant: TenantFlags, listing: Listing, *, limit: int | None, ndjson: bool
+) -> None:
+    """Every page of ``listing`` (or the first ``limit`` items), streamed to the output."""
+    from qlikm2m.listing import check_limit, emit_listing, fetch
+
+    runtime = runtime_of(ctx)
+    check_limit(limit)
+    with tenant.client(runtime) as client:
+        emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
+from qlikm2m.commands.tenant_options import TenantFlags, print_resource, tenant_command
 
 
 def register(root: typer.Typer) -> None:
@@ -14,11 +14,6 @@ def register(root: typer.Typer) -> None:
     @tenant_command
     def me(ctx: typer.Context, tenant: TenantFlags) -> None:
         """Print the user the credentials act as (GET /api/v1/users/me)."""
-        from qlikm2m.output import Output
-
-        runtime = runtime_of(ctx)
-        output = Output(runtime)
-        with tenant.client(runtime) as client:
-            output.emit(client.get_json("/api/v1/users/me"))
+        print_resource(ctx, tenant, "/api/v1/users/me")
 
     root.add_typer(app, name="user")
