@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qlikm2m.contexts import Context, SecretStorage, validate_name
+from qlikm2m.contexts import AuthType, Context, SecretStorage, validate_name
 from qlikm2m.errors import ConfigError, QlikM2MError
 from qlikm2m.redaction import register_secret
 
@@ -150,30 +150,25 @@ def _candidate(name: str, body: Any, storage: SecretStorage) -> ImportCandidate:
     if client_id and client_secret:
         if api_key:
             notes.append("the API key in its headers was not imported (OAuth takes precedence)")
-        context = Context(
-            name=name,
-            server=server,
-            auth_type="oauth",
-            client_id=client_id,
-            comment=comment,
-            secret_storage=storage,
-        )
-        return ImportCandidate(context=context, secret=client_secret, notes=tuple(notes))
-    if api_key:
-        context = Context(
-            name=name,
-            server=server,
-            auth_type="apikey",
-            client_id=None,
-            comment=comment,
-            secret_storage=storage,
-        )
-        return ImportCandidate(context=context, secret=api_key, notes=tuple(notes))
-    if client_id:
+        auth_type: AuthType = "oauth"
+        secret = client_secret
+    elif api_key:
+        auth_type, secret, client_id = "apikey", api_key, None
+    else:
         raise _Skip(
             "it has an OAuth client id but no client secret (interactive user OAuth, not M2M)"
+            if client_id
+            else "it has neither an API key nor OAuth client credentials"
         )
-    raise _Skip("it has neither an API key nor OAuth client credentials")
+    context = Context(
+        name=name,
+        server=server,
+        auth_type=auth_type,
+        client_id=client_id,
+        comment=comment,
+        secret_storage=storage,
+    )
+    return ImportCandidate(context=context, secret=secret, notes=tuple(notes))
 
 
 def _bearer_key(headers: Any, notes: list[str]) -> str | None:
