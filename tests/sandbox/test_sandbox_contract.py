@@ -13,16 +13,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema  # test extras: a missing one must fail the run, not skip the contract
 import pytest
+import referencing
 import requests
 from fixtures_sandbox import TEST_DEFAULTS, SandboxCA
+from referencing.jsonschema import DRAFT4
 from sandbox_support import FakeClock, Tenant
 
 from qlikm2m.sandbox import Sandbox, SandboxConfig
-
-jsonschema = pytest.importorskip("jsonschema")
-referencing = pytest.importorskip("referencing")
-from referencing.jsonschema import DRAFT4  # noqa: E402
 
 SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "qlik-specs"
 if not SPECS.is_dir():
