@@ -23,12 +23,13 @@ SecretStorage = Literal["keyring", "file"]
 AUTH_TYPES: tuple[AuthType, ...] = ("oauth", "apikey")
 SECRET_STORAGES: tuple[SecretStorage, ...] = ("keyring", "file")
 CONTEXTS_FILENAME = "contexts.toml"
-SCHEMA_VERSION = 1
+# 2 added credential_generation; files of version 1 still load (their contexts are "unbound").
+SCHEMA_VERSION = 2
 
 # Names become TOML keys, keyring user names and (quoted) file names: keep them boring, but allow
 # the host[:port] names `context init` derives from a tenant URL (with [brackets] for IPv6).
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9._:@+\[\]-]{0,127}")
-_OPTIONAL_KEYS = ("client_id", "scope", "ca_bundle", "comment")
+_OPTIONAL_KEYS = ("client_id", "scope", "ca_bundle", "comment", "credential_generation")
 _KNOWN_KEYS = frozenset({"server", "auth_type", "secret_storage", *_OPTIONAL_KEYS})
 # Keys a person might add by hand to paste a credential: refused with a pointer, never echoed.
 _SECRET_LIKE = re.compile(r"secret|password|api_?key|token|authorization|headers", re.IGNORECASE)
@@ -50,6 +51,11 @@ class Context:
     ca_bundle: str | None = None
     comment: str | None = None
     secret_storage: SecretStorage = "keyring"  # noqa: S105 (a storage kind, not a secret)
+    # A random id renewed whenever the context's secret is set: cached tokens carry the one they
+    # were minted under, so a token is only ever used by the secret that minted it, without
+    # reading the keyring on the warm path. None ("unbound", files from before schema 2): no
+    # cached token is trusted until the store gives the context one.
+    credential_generation: str | None = None
 
     @property
     def secret_in_file(self) -> bool:
@@ -88,6 +94,13 @@ class ContextsFile:
         return replace(self, current=name)
 
 
+def new_generation() -> str:
+    """A fresh credential generation id: 32 random hex digits, unguessable and never reused."""
+    import secrets
+
+    return secrets.token_hex(16)
+
+
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a usable context name, else raise UsageError (exit 2)."""
     if not _NAME_PATTERN.fullmatch(name):
@@ -109,6 +122,21 @@ def _lock_path(path: Path) -> Path:
 def load_contexts(env: Mapping[str, str]) -> ContextsFile:
     """Read the contexts file; a missing file is an empty one, a broken one a ConfigError."""
     return _read(contexts_path(env))
+
+
+def lock_path(env: Mapping[str, str]) -> Path:
+    """The cross-process lock every writer of the contexts file (and its secrets) holds."""
+    return _lock_path(contexts_path(env))
+
+
+def read_file(path: Path) -> ContextsFile:
+    """Read the contexts file at ``path`` (the caller holds the lock when it will write)."""
+    return _read(path)
+
+
+def dump(contexts_file: ContextsFile) -> bytes:
+    """The bytes ``write`` would store for ``contexts_file``."""
+    return _dump(contexts_file)
 
 
 def update_contexts(
@@ -138,7 +166,8 @@ def _read(path: Path) -> ContextsFile:
     except OSError as error:
         raise ConfigError(f"Cannot read {path}: {error.strerror}.") from None
     try:
-        text = raw.decode("utf-8")
+        # utf-8-sig: an editor that saves with a byte-order mark must not break the file.
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise _broken(path, line, "the file is not valid UTF-8") from None
@@ -255,6 +284,7 @@ def _parse_context(name: str, body: dict[str, Any], fail: Callable[..., ConfigEr
         ca_bundle=values["ca_bundle"],
         comment=values["comment"],
         secret_storage=storage,
+        credential_generation=values["credential_generation"],
     )
 
 

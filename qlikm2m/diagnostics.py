@@ -325,6 +325,13 @@ def check_token_and_me(settings: ResolvedSettings, runtime: Runtime) -> list[Che
     from qlikm2m.client import QlikClient
 
     checks: list[Check] = []
+    if settings.stored_context is not None:
+        # Judge the stored credentials themselves: the secret must be in its store, and a cached
+        # token counts only when its fingerprint proves this secret minted it.
+        try:
+            settings = settings.with_secret_read()
+        except QlikM2MError as error:
+            return [_failure("token", error)]
     with QlikClient(settings, runtime) as client:
         try:
             token, elapsed = _timed(client.tokens.token)

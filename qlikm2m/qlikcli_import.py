@@ -15,6 +15,7 @@ from typing import Any
 from qlikm2m.contexts import AuthType, Context, SecretStorage, validate_name
 from qlikm2m.errors import ConfigError, QlikM2MError
 from qlikm2m.redaction import register_secret
+from qlikm2m.settings import strip_secret
 
 # Far above any real contexts file; refuses to parse something that is clearly not one.
 _MAX_BYTES = 5 * 1024 * 1024
@@ -93,7 +94,8 @@ def _load_yaml(path: Path) -> Any:
             f"{path} is larger than {_MAX_BYTES // 1024 // 1024} MB: not a contexts file."
         )
     try:
-        return yaml_codec.load(raw)
+        # A UTF-8 byte-order mark (Windows editors write one) is not part of the document.
+        return yaml_codec.load(raw.removeprefix(b"\xef\xbb\xbf"))
     except yaml_codec.YamlSyntaxError as error:
         # The file holds plaintext secrets: report the place and the problem, never a snippet.
         where = f"{path}, line {error.line}" if error.line is not None else str(path)
@@ -112,7 +114,7 @@ def _text(body: Mapping[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str | int | float):
         raise _Skip(f"its {key!r} is not a text value")
-    return str(value).strip() or None
+    return strip_secret(str(value)) or None
 
 
 def _candidate(name: str, body: Any, storage: SecretStorage) -> ImportCandidate:
@@ -182,10 +184,10 @@ def _bearer_key(headers: Any, notes: list[str]) -> str | None:
         if str(header).lower() != "authorization":
             others += 1
             continue
-        scheme, _, token = str(value).strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        scheme, _, token = strip_secret(str(value)).partition(" ")
+        if scheme.lower() != "bearer" or not strip_secret(token):
             raise _Skip("its Authorization header is not 'Bearer <API key>'")
-        key = token.strip()
+        key = strip_secret(token)
     if others:
         notes.append(f"{others} other header(s) were not imported")
     return key

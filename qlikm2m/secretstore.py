@@ -297,6 +297,8 @@ def read_secret(context: Context, env: Mapping[str, str], *, interactive: bool) 
 
 
 def _read_secret_file(path: Path, kind: str, context: Context, restore: str) -> str:
+    from qlikm2m.settings import strip_secret
+
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -312,7 +314,8 @@ def _read_secret_file(path: Path, kind: str, context: Context, restore: str) -> 
             hint=f"Run `chmod 600 {path}`, then rotate the {kind}: it may have been read.",
         )
     try:
-        secret = path.read_text(encoding="utf-8").strip()
+        # utf-8-sig and strip_secret: a byte-order mark an editor added is not part of it.
+        secret = strip_secret(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"Cannot read {path}: {type(error).__name__}.") from None
     if not secret:

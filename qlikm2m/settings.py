@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -215,6 +215,10 @@ class ResolvedSettings:
     max_retries: Setting
     secret_source: str
     _secret: _LazySecret | None = field(default=None, repr=False, compare=False)
+    # The stored context whose secret these settings use (None: the environment, stdin or flags)
+    # and its credential generation (None: unbound, a context from before schema 2).
+    stored_context: str | None = None
+    credential_generation: str | None = None
 
     @property
     def server_url(self) -> str:
@@ -234,6 +238,18 @@ class ResolvedSettings:
     def secret_at_hand(self) -> bool:
         """True when reading the secret costs nothing (environment or stdin, not a keyring)."""
         return self._secret is not None and self._secret.at_hand
+
+    def with_secret_read(self) -> ResolvedSettings:
+        """These settings with the secret read now from its store and then held at hand.
+
+        ``doctor`` uses it to judge a stored context's own credentials: the read fails
+        (ConfigError, KeyringError) when the secret is gone from its store, and a cached token is
+        then only accepted when its salted fingerprint proves this secret minted it.
+        """
+        if self._secret is None or self._secret.at_hand:
+            return self
+        value = self._secret.get()
+        return replace(self, _secret=_LazySecret(lambda: value, at_hand=True))
 
     def secret(self) -> str:
         """The client secret (oauth), the API key (apikey) or the access token (token)."""
@@ -327,6 +343,7 @@ class _Credentials:
     secret: _LazySecret | None
     secret_source: str
     from_context: bool
+    generation: str | None = None
 
 
 def resolve_settings(
@@ -469,20 +486,49 @@ def resolve_settings(
         max_retries=_count(env, ENV_MAX_RETRIES, DEFAULT_MAX_RETRIES),
         secret_source=creds.secret_source,
         _secret=creds.secret,
+        stored_context=context.name if creds.from_context and context is not None else None,
+        credential_generation=creds.generation,
     )
 
 
 def _read_stdin_secret(runtime: Runtime) -> str:
+    return read_stdin_secret(
+        runtime,
+        "--client-secret-stdin",
+        hint='e.g. `printf %s "$SECRET" | qlikm2m ... --client-secret-stdin`',
+    )
+
+
+def read_stdin_secret(runtime: Runtime, flag: str, *, hint: str) -> str:
+    """The first line of stdin as a secret, for ``flag`` (e.g. ``--client-secret-stdin``).
+
+    Surrounding whitespace and a UTF-8 byte-order mark (Windows tools write one) are stripped:
+    neither can be part of a Qlik client secret or API key. Raises UsageError (exit 2) when stdin
+    is a terminal, closed (``0<&-``) or empty.
+    """
     if runtime.stdin_is_tty:
         raise UsageError(
-            "--client-secret-stdin reads the secret from a pipe, but stdin is a terminal.",
-            hint='e.g. `printf %s "$SECRET" | qlikm2m ... --client-secret-stdin`',
+            f"{flag} reads the secret from a pipe, but stdin is a terminal.", hint=hint
         )
-    value = runtime.stdin.readline().strip()
+    stdin = runtime.stdin
+    try:
+        if stdin is None:  # the process was started with stdin closed: sys.stdin is None
+            raise ValueError("closed")
+        line = stdin.readline()
+    except UnicodeDecodeError:
+        raise UsageError(f"{flag} was given but stdin is not UTF-8 text.") from None
+    except (OSError, ValueError):
+        raise UsageError(f"{flag} was given but stdin is closed.", hint=hint) from None
+    value = strip_secret(line)
     if not value:
-        raise UsageError("--client-secret-stdin was given but stdin held no secret.")
+        raise UsageError(f"{flag} was given but stdin held no secret.")
     register_secret(value)
     return value
+
+
+def strip_secret(text: str) -> str:
+    """``text`` without surrounding whitespace or UTF-8 byte-order marks (U+FEFF)."""
+    return text.strip().lstrip("\ufeff").strip()
 
 
 def _explicit_credentials(
@@ -547,12 +593,20 @@ def _context_credentials(context: Context, runtime: Runtime, label: str) -> _Cre
     if kind == "oauth" and not context.client_id:
         raise ConfigError(f"The {label} has no client id.", hint="Fix it with `qlikm2m context`.")
     storage = "secret file" if context.secret_storage == "file" else "keyring"  # noqa: S105
+    generation = context.credential_generation
+    if generation is None and kind == "oauth":
+        # A context from before schema 2: give it a generation once, so that its tokens can be
+        # cached again (a fresh generation has none yet, so no token of unknown origin is used).
+        from qlikm2m.credstore import CredentialStore
+
+        generation = CredentialStore(runtime.env, interactive=False).bind(context.name)
     return _Credentials(
         auth_type=Setting(kind, label),
         client_id=Setting(context.client_id, label) if kind == "oauth" else _UNSET,
         secret=_LazySecret(load, at_hand=False),
         secret_source=f"{label} ({storage})",
         from_context=True,
+        generation=generation,
     )
 
 

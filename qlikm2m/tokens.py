@@ -1,7 +1,9 @@
 """The one token module: mint, cache on disk, reuse until near expiry, single-flight, invalidate.
 
 A warm run reads one small JSON file and, when the secret is at hand (environment), compares a
-salted fingerprint of it: no lock, no keyring, no network. Minting happens under a per-key file
+salted fingerprint of it: no lock, no keyring, no network. A stored context's secret stays in its
+store on the warm path: its tokens are keyed by the context's credential generation, which is
+renewed whenever its secret is set, so a token is only used by the secret that minted it. Minting happens under a per-key file
 lock, re-checking the cache once the lock is held, so N processes started together mint once.
 """
 
@@ -60,15 +62,21 @@ class CacheKey:
     client_id: str
     scope: str
     impersonate: str
+    # A stored context's credential generation; "" for credentials at hand (environment, stdin).
+    generation: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {
+        key = {
             "server": self.server,
             "auth": self.auth,
             "client_id": self.client_id,
             "scope": self.scope,
             "impersonate": self.impersonate,
         }
+        # Only when set: cache files of environment credentials keep their name and stay valid.
+        if self.generation:
+            key["generation"] = self.generation
+        return key
 
     @property
     def digest(self) -> str:
@@ -87,6 +95,7 @@ def cache_key(settings: ResolvedSettings) -> CacheKey:
         client_id=settings.client_id.value or "",
         scope=" ".join(sorted((settings.scope.value or "").split())),
         impersonate=settings.impersonate.value or "",
+        generation=(settings.credential_generation or "") if settings.stored_context else "",
     )
 
 
@@ -179,8 +188,18 @@ def _cache_files(env: Mapping[str, str]) -> Iterator[Path]:
         return
 
 
-def drop_cached_tokens(env: Mapping[str, str], *, server: str, client_id: str | None) -> int:
-    """Delete every cached token for that server+client (any scope/impersonation); how many."""
+def drop_cached_tokens(
+    env: Mapping[str, str],
+    *,
+    server: str,
+    client_id: str | None,
+    generation: str | None = None,
+) -> int:
+    """Delete cached tokens for that server+client (any scope/impersonation); how many.
+
+    With ``generation``, only the tokens minted under that credential generation (one stored
+    context's); without it, every token of the client, whoever minted it.
+    """
     from qlikm2m.settings import normalize_server_url
 
     server = normalize_server_url(server)
@@ -188,6 +207,8 @@ def drop_cached_tokens(env: Mapping[str, str], *, server: str, client_id: str | 
     for path in _cache_files(env):
         entry = _read_entry(path)
         if entry is None:
+            continue
+        if generation is not None and entry.key.get("generation") != generation:
             continue
         if entry.key.get("server") == server and (entry.key.get("client_id") or None) == (
             client_id or None
@@ -267,7 +288,12 @@ class TokenManager:
         self.settings = settings
         self.env = env
         self.transport = transport
-        self.use_cache = use_cache and settings.use_token_cache and settings.kind == "oauth"
+        # A stored context without a credential generation (unbound) cannot tell which secret
+        # minted a cached token: it mints every time rather than trust one of unknown origin.
+        unbound = settings.stored_context is not None and not settings.credential_generation
+        self.use_cache = (
+            use_cache and settings.use_token_cache and settings.kind == "oauth" and not unbound
+        )
         self.clock = clock
         self.mint_count = 0
         self.last: Token | None = None
@@ -340,9 +366,9 @@ class TokenManager:
         if self.settings.secret_at_hand:
             expected = fingerprint(entry.salt, self._key.client_id, self.settings.secret())
             return hmac.compare_digest(expected, entry.digest)
-        # A stored context's secret stays in the keyring on the warm path; changing it drops
-        # the context's cached tokens instead (drop_cached_tokens).
-        return True
+        # A stored context's secret stays in its store on the warm path: the generation in the
+        # key (renewed whenever the secret is set) binds the token to the secret that minted it.
+        return bool(self._key.generation)
 
     def _fresh_cached(self, *, avoid: str | None) -> Token | None:
         path = self.cache_path

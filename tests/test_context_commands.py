@@ -700,23 +700,169 @@ def test_a_saved_context_serves_commands_and_new_secrets_drop_its_tokens(
     assert MemoryKeyring.store == {}
 
 
-def test_rm_keeps_the_cached_token_while_another_context_uses_the_same_client(
+def test_rm_drops_only_its_own_tokens_not_those_of_another_context_of_the_client(
     sandbox: Any, isolated_dirs: dict[str, Path]
 ) -> None:
     assert sandbox_create(sandbox, "one", "--use").code == 0
     assert sandbox_create(sandbox, "two").code == 0
     assert run("user", "me").code == 0
-    minted = sandbox.count("POST /oauth/token")  # the two validations and this command's token
+    assert run("--context", "two", "user", "me").code == 0
+    # Each context's token is bound to its own credential generation: two cache files.
+    assert len(list((isolated_dirs["cache"] / "tokens").glob("*.json"))) == 2
+    minted = sandbox.count("POST /oauth/token")
     first = run("context", "rm", "one")
     assert first.code == 0, first.err
-    assert first.json()["droppedTokens"] == 0
-    assert "Kept its cached token: 'two' use the same client." in first.err
-    # The other context goes on with the cached token: no new mint.
+    assert first.json()["droppedTokens"] == 1
+    # The other context goes on with its own cached token: no new mint.
     assert run("--context", "two", "user", "me").code == 0
     assert sandbox.count("POST /oauth/token") == minted
     last = run("context", "rm", "two")
     assert last.json()["droppedTokens"] == 1
     assert not list((isolated_dirs["cache"] / "tokens").glob("*.json"))
+
+
+def test_a_context_never_uses_the_token_another_context_of_the_client_minted(
+    sandbox: Any,
+) -> None:
+    # issue 9 section 1: `ok` and `bad` share server and client id; `bad` has a wrong secret.
+    assert sandbox_create(sandbox, "ok").code == 0
+    assert sandbox_create(sandbox, "bad", "--no-verify", secret="wrong-secret-0123456789").code == 0
+    assert run("-c", "ok", "tenant", "me").code == 0
+    bad = run("-c", "bad", "tenant", "me")
+    assert bad.code == 4, bad.err
+    doctor = run("-c", "bad", "-o", "json", "doctor")
+    assert doctor.code == 4, doctor.out
+    checks = {check["check"]: check["status"] for check in doctor.json()["checks"]}
+    assert checks["token"] == "fail"
+    # ok still has its own cached token.
+    before = sandbox.count("POST /oauth/token")
+    assert run("-c", "ok", "tenant", "me").code == 0
+    assert sandbox.count("POST /oauth/token") == before
+
+
+def test_a_new_secret_renews_the_generation_and_rename_keeps_it(
+    sandbox: Any, memory_keyring: dict[Any, str]
+) -> None:
+    assert sandbox_create(sandbox, "sbx").code == 0
+    first = load_contexts(dict(os.environ)).contexts["sbx"].credential_generation
+    assert first
+    assert len(first) == 32
+    assert run("context", "rename", "sbx", "renamed").code == 0
+    assert load_contexts(dict(os.environ)).contexts["renamed"].credential_generation == first
+    assert run("-c", "renamed", "tenant", "me").code == 0
+    updated = run(
+        "context", "update", "renamed", "--client-secret-stdin", stdin=sandbox.client_secret + "\n"
+    )
+    assert updated.code == 0, updated.err
+    assert updated.json()["droppedTokens"] == 1
+    second = load_contexts(dict(os.environ)).contexts["renamed"].credential_generation
+    assert second not in (None, first)
+    # A change that does not touch the secret keeps the generation.
+    assert run("context", "update", "renamed", "--comment", "note").code == 0
+    assert load_contexts(dict(os.environ)).contexts["renamed"].credential_generation == second
+
+
+def test_a_token_cached_by_a_context_survives_a_keyring_swap_but_doctor_sees_it(
+    sandbox: Any, memory_keyring: dict[Any, str]
+) -> None:
+    assert sandbox_create(sandbox, "sbx").code == 0
+    assert run("-c", "sbx", "tenant", "me").code == 0
+    # Removed behind its back: the warm path (no keyring read) goes on with the cached token...
+    del memory_keyring[(SERVICE, "sbx")]
+    assert run("-c", "sbx", "tenant", "me").code == 0
+    # ...but doctor judges the stored credentials: the secret is gone from its store.
+    doctor = run("-c", "sbx", "-o", "json", "doctor")
+    assert doctor.code == 3, doctor.out
+    token = next(c for c in doctor.json()["checks"] if c["check"] == "token")
+    assert token["status"] == "fail"
+    assert "has no client secret for context 'sbx'" in token["detail"]
+    # Swapped for another secret behind its back: doctor refuses the cached token (its
+    # fingerprint does not match) and mints with the stored secret, which the tenant refuses.
+    memory_keyring[(SERVICE, "sbx")] = "wrong-secret-0123456789"
+    doctor = run("-c", "sbx", "-o", "json", "doctor")
+    assert doctor.code == 4, doctor.out
+
+
+def test_doctor_proves_a_cached_token_of_the_stored_secret_without_minting(
+    sandbox: Any,
+) -> None:
+    assert sandbox_create(sandbox, "sbx").code == 0
+    assert run("-c", "sbx", "tenant", "me").code == 0
+    before = sandbox.count("POST /oauth/token")
+    doctor = run("-c", "sbx", "-o", "json", "doctor")
+    assert doctor.code == 0, doctor.out
+    token = next(c for c in doctor.json()["checks"] if c["check"] == "token")
+    assert token["detail"].startswith("token from the token cache")
+    assert sandbox.count("POST /oauth/token") == before
+
+
+def test_a_context_from_before_generations_mints_rather_than_trust_an_old_token(
+    sandbox: Any, isolated_dirs: dict[str, Path]
+) -> None:
+    assert sandbox_create(sandbox, "ok").code == 0
+    assert sandbox_create(sandbox, "bad", "--no-verify", secret="wrong-secret-0123456789").code == 0
+    path = contexts_path(dict(os.environ))
+    # A schema-1 file, as an older qlikm2m wrote it, and a token cached the old way.
+    old = "\n".join(
+        line for line in path.read_text().splitlines() if "credential_generation" not in line
+    ).replace("schema_version = 2", "schema_version = 1")
+    path.write_text(old + "\n")
+    assert run("-c", "ok", "tenant", "me").code == 0
+    assert "credential_generation" in path.read_text()  # bound on first use
+    bad = run("-c", "bad", "tenant", "me")
+    assert bad.code == 4, bad.err
+
+
+def test_a_bom_before_a_secret_on_stdin_is_stripped(
+    sandbox: Any, memory_keyring: dict[Any, str]
+) -> None:
+    result = sandbox_create(sandbox, "sbx", secret="\ufeff" + sandbox.client_secret)
+    assert result.code == 0, result.err
+    assert memory_keyring == {(SERVICE, "sbx"): sandbox.client_secret}
+    env = {**os.environ, "QLIK_SERVER": sandbox.url, "QLIK_CA_BUNDLE": sandbox.ca_bundle}
+    given = run(
+        "tenant", "me", "--client-id", sandbox.client_id, "--client-secret-stdin",
+        stdin="\ufeff" + sandbox.client_secret + "\r\n", env=env,
+    )  # fmt: skip
+    assert given.code == 0, given.err
+
+
+def test_a_bom_in_a_secret_file_is_stripped(sandbox: Any) -> None:
+    result = sandbox_create(sandbox, "sbx", "--secret-storage", "file")
+    assert result.code == 0, result.err
+    path = secret_file_path("sbx", dict(os.environ))
+    path.write_bytes(b"\xef\xbb\xbf" + sandbox.client_secret.encode() + b"\r\n")
+    assert run("-c", "sbx", "tenant", "me", "--no-token-cache").code == 0
+
+
+class _ClosedStdin(io.StringIO):
+    def readline(self, size: int | None = -1) -> str:
+        raise ValueError("I/O operation on closed file.")
+
+
+@pytest.mark.parametrize("stdin", [None, "closed"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("context", "create", "x", "--server", "t.example.com", "--client-id", "c",
+         "--client-secret-stdin", "--no-verify"),
+        ("context", "create", "x", "--server", "t.example.com", "--api-key-stdin", "--no-verify"),
+        ("tenant", "me", "--server", "t.example.com", "--client-id", "c", "--client-secret-stdin"),
+    ],
+)  # fmt: skip
+def test_a_closed_stdin_is_a_usage_error(args: tuple[str, ...], stdin: str | None) -> None:
+    runtime = Runtime(
+        env=dict(os.environ),
+        stdin=_ClosedStdin() if stdin else None,  # type: ignore[arg-type] - as sys.stdin is
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    code = cli.main(list(args), runtime=runtime)
+    assert isinstance(runtime.stderr, io.StringIO)
+    err = runtime.stderr.getvalue()
+    assert code == 2, err
+    assert "stdin is closed" in err
+    assert "unexpected" not in err.lower()
 
 
 def test_update_with_a_wrong_secret_keeps_the_old_one(

@@ -17,6 +17,7 @@ from qlikm2m.contexts import (
     ContextsFile,
     contexts_path,
     load_contexts,
+    new_generation,
     update_contexts,
     validate_name,
 )
@@ -64,7 +65,7 @@ def test_round_trip_keeps_every_field(env: dict[str, str]) -> None:
     assert loaded.contexts == {"prod": PROD, DEV.name: DEV}
     assert loaded.current == "prod"
     text = loaded.path.read_text()
-    assert "schema_version = 1" in text
+    assert "schema_version = 2" in text
     assert '[contexts."127.0.0.1:8443"]' in text
 
 
@@ -225,3 +226,27 @@ def test_replace_keeps_other_contexts(env: dict[str, str]) -> None:
     loaded = load_contexts(env)
     assert loaded.contexts["prod"] == changed
     assert loaded.contexts[DEV.name] == DEV
+
+
+def test_a_schema_1_file_loads_with_unbound_contexts(env: dict[str, str]) -> None:
+    path = contexts_path(env)
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        'schema_version = 1\n[contexts.prod]\nserver = "https://t.example.com"\nclient_id = "id"\n'
+    )
+    assert load_contexts(env).contexts["prod"].credential_generation is None
+
+
+def test_a_byte_order_mark_before_the_file_is_ignored(env: dict[str, str]) -> None:
+    path = contexts_path(env)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        b'\xef\xbb\xbfcurrent = "prod"\n[contexts.prod]\nserver = "s"\nclient_id = "i"\n'
+    )
+    assert load_contexts(env).current == "prod"
+
+
+def test_the_credential_generation_round_trips(env: dict[str, str]) -> None:
+    bound = replace(PROD, credential_generation=new_generation())
+    update_contexts(env, lambda f: f.with_context(bound))
+    assert load_contexts(env).contexts["prod"] == bound

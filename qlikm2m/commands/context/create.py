@@ -1,0 +1,302 @@
+"""``context init`` (interactive, like ``qlik context init``) and ``context create`` (flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from qlikm2m.commands.context.options import (
+    ApiKeyEnvOpt,
+    ApiKeyStdinOpt,
+    ArgvApiKeyOpt,
+    ArgvSecretOpt,
+    AuthTypeOpt,
+    CaBundleOpt,
+    ClientIdOpt,
+    CommentOpt,
+    ForceOpt,
+    NoInputOpt,
+    ScopeOpt,
+    SecretEnvOpt,
+    SecretStdinOpt,
+    ServerOpt,
+    StorageOpt,
+    refuse_argv_secret,
+)
+from qlikm2m.commands.context.prompting import Prompter, SecretFlags, context_runtime, secret_prompt
+from qlikm2m.commands.context.shared import (
+    absolute_ca_bundle,
+    context_view,
+    credential_store,
+    describe_user,
+    emit,
+    normalized_server,
+    say_warnings,
+    user_fields,
+    verify_credentials,
+    warn_file_storage,
+)
+
+if TYPE_CHECKING:
+    from qlikm2m.contexts import AuthType, ContextsFile, SecretStorage
+    from qlikm2m.runtime import Runtime
+
+# ---- init and create -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Answers:
+    server: str | None
+    auth_type: AuthType | None
+    client_id: str | None
+    scope: str | None
+    ca_bundle: str | None
+    comment: str | None
+    storage: SecretStorage
+    secrets: SecretFlags
+
+
+def _default_name(server: str) -> str:
+    from urllib.parse import urlsplit
+
+    # host[:port]: urlsplit keeps the port only when it is not the default one after normalising.
+    return urlsplit(server).netloc
+
+
+def _auth_type(prompter: Prompter, answers: _Answers) -> AuthType:
+    from qlikm2m.errors import UsageError
+
+    implied = answers.secrets.implied_auth
+    if answers.client_id and implied == "apikey":
+        raise UsageError("--oauth-client-id and an API key do not go together.")
+    chosen = answers.auth_type or ("oauth" if answers.client_id else implied)
+    if chosen is not None:
+        if implied is not None and implied != chosen:
+            raise UsageError(f"--auth-type {chosen} does not match the secret flag given.")
+        return chosen
+    if not prompter.runtime.can_prompt:
+        prompter.missing(
+            "the authentication type", "--auth-type oauth|apikey (or --oauth-client-id)"
+        )
+    while True:
+        answer = _ask_ao(prompter)
+        if answer in ("a", "api-key", "apikey", "api key"):
+            return "apikey"
+        if answer in ("o", "oauth", ""):
+            return "oauth"
+        prompter.say("Answer A (API key) or O (OAuth client).")
+
+
+def _ask_ao(prompter: Prompter) -> str:
+    # qlik-cli's question; an empty answer takes the default, OAuth (M2M), unlike ask().
+    return prompter.read("A/O?:").strip().lower()
+
+
+def _confirm_replace(prompter: Prompter, name: str, existing: ContextsFile, force: bool) -> None:
+    from qlikm2m.errors import UsageError
+
+    if name not in existing.contexts or force:
+        return
+    if not prompter.runtime.can_prompt:
+        raise UsageError(
+            f"A context named {name!r} already exists.",
+            hint=f"Pass --force to replace it (no prompt here: {prompter.why_not()}).",
+        )
+    if not prompter.confirm(f"Context {name!r} already exists. Overwrite it?"):
+        raise UsageError(f"Kept the existing context {name!r}; nothing was changed.")
+
+
+def _establish(
+    runtime: Runtime,
+    *,
+    name: str | None,
+    answers: _Answers,
+    force: bool,
+    verify: bool,
+    make_current: bool,
+) -> None:
+    """The shared body of ``init`` and ``create``: ask, check, validate, then save."""
+    from qlikm2m.contexts import Context, load_contexts, validate_name
+    from qlikm2m.secretstore import check_storage
+
+    prompter = Prompter(runtime)
+    answers.secrets.check()
+    existing = load_contexts(runtime.env)  # a broken file stops us before any question
+    if name is not None:
+        validate_name(name)
+        _confirm_replace(prompter, name, existing, force)
+    server = normalized_server(prompter, answers.server)
+    if name is None:
+        name = validate_name(_default_name(server))
+        _confirm_replace(prompter, name, existing, force)
+    auth_type = _auth_type(prompter, answers)
+    client_id = None
+    if auth_type == "oauth":
+        client_id = answers.client_id or prompter.ask(
+            "Client ID:", what="the OAuth client id", flags="--oauth-client-id ID"
+        )
+    context = Context(
+        name=name,
+        server=server,
+        auth_type=auth_type,
+        client_id=client_id,
+        scope=answers.scope or None if auth_type == "oauth" else None,
+        ca_bundle=absolute_ca_bundle(answers.ca_bundle),
+        comment=answers.comment or None,
+        secret_storage=answers.storage,
+    )
+    secret = answers.secrets.read(runtime, auth_type)
+    prompt, what, flags = secret_prompt(auth_type)
+    if secret is None and not runtime.can_prompt:
+        prompter.missing(what, flags)
+    # Before the secret is typed: a keyring that cannot be used must not waste the effort.
+    location = check_storage(context, runtime.env, interactive=runtime.can_prompt)
+    if secret is None:
+        secret = prompter.ask(prompt, what=what, flags=flags, hidden=True)
+        from qlikm2m.redaction import register_secret
+
+        register_secret(secret)
+    me: dict[str, Any] | None = None
+    if verify:
+        me = verify_credentials(
+            runtime,
+            server=server,
+            auth_type=auth_type,
+            client_id=client_id,
+            secret=secret,
+            scope=context.scope,
+            ca_bundle=context.ca_bundle,
+        )
+        prompter.say(f"Authenticated as {describe_user(me)} on {server}.")
+    if context.secret_in_file:
+        warn_file_storage(prompter, context, runtime.env)
+    outcome = credential_store(runtime).save(
+        context,
+        secret,
+        make_current=make_current,
+        replace_existing=force or name in existing.contexts,
+    )
+    say_warnings(prompter, outcome)
+    context = outcome.after.contexts[name]
+    current = name if make_current else existing.current
+    note = " and made it the current context" if make_current else ""
+    prompter.say(f"Saved context {name!r}{note}; its secret is in the {location.description}.")
+    view = context_view(context, current, runtime.env)
+    if me is not None:
+        view["authenticatedAs"] = user_fields(me)
+    view["verified"] = me is not None
+    if runtime.stdout_is_tty and not runtime.output_explicit:
+        # A person at a terminal has just read the two lines above; the record is for scripts
+        # (a pipe) and for whoever asks with -o.
+        return
+    emit(runtime, view)
+
+
+def init(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME",
+            help="Context name (default: the tenant's host[:port]).",
+            show_default=False,
+        ),
+    ] = None,
+    server: ServerOpt = None,
+    auth_type: AuthTypeOpt = None,
+    client_id: ClientIdOpt = None,
+    client_secret_stdin: SecretStdinOpt = False,
+    client_secret_env: SecretEnvOpt = None,
+    api_key_stdin: ApiKeyStdinOpt = False,
+    api_key_env: ApiKeyEnvOpt = None,
+    scope: ScopeOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    comment: CommentOpt = None,
+    secret_storage: StorageOpt = None,
+    force: ForceOpt = False,
+    no_input: NoInputOpt = False,
+    client_secret: ArgvSecretOpt = None,
+    api_key: ArgvApiKeyOpt = None,
+) -> None:
+    """Set up a context interactively, like `qlik context init`: validated, then made current.
+
+    Asks for the tenant URL, A(PI key) or O(Auth), then the client id and secret (hidden) or the
+    API key (hidden); every question can be answered by its flag. Nothing is saved unless a
+    token can be minted and users/me answers.
+    """
+    refuse_argv_secret(client_secret, api_key)
+    runtime = context_runtime(ctx, no_input=no_input)
+    _establish(
+        runtime,
+        name=name,
+        answers=_Answers(
+            server=server,
+            auth_type=auth_type.value if auth_type else None,
+            client_id=client_id,
+            scope=scope,
+            ca_bundle=ca_bundle,
+            comment=comment,
+            storage=secret_storage.value if secret_storage else "keyring",
+            secrets=SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env),
+        ),
+        force=force,
+        verify=True,
+        make_current=True,
+    )
+
+
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Context name.")],
+    server: ServerOpt = None,
+    auth_type: AuthTypeOpt = None,
+    client_id: ClientIdOpt = None,
+    client_secret_stdin: SecretStdinOpt = False,
+    client_secret_env: SecretEnvOpt = None,
+    api_key_stdin: ApiKeyStdinOpt = False,
+    api_key_env: ApiKeyEnvOpt = None,
+    scope: ScopeOpt = None,
+    ca_bundle: CaBundleOpt = None,
+    comment: CommentOpt = None,
+    secret_storage: StorageOpt = None,
+    force: ForceOpt = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Save without minting a token and calling users/me.")
+    ] = False,
+    use: Annotated[bool, typer.Option("--use", help="Also make it the current context.")] = False,
+    no_input: NoInputOpt = False,
+    client_secret: ArgvSecretOpt = None,
+    api_key: ArgvApiKeyOpt = None,
+) -> None:
+    """Create a context from flags (for scripts); the secret from stdin, a variable or a prompt."""
+    refuse_argv_secret(client_secret, api_key)
+    runtime = context_runtime(ctx, no_input=no_input)
+    prompter = Prompter(runtime)
+    if server is None:
+        prompter.missing("the tenant URL", "--server URL")
+    secrets = SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env)
+    if auth_type is None and client_id is None and secrets.implied_auth is None:
+        prompter.missing(
+            "the credentials",
+            "--oauth-client-id ID (with --client-secret-stdin or --client-secret-env VAR) or "
+            "--api-key-stdin",
+        )
+    _establish(
+        runtime,
+        name=name,
+        answers=_Answers(
+            server=server,
+            auth_type=auth_type.value if auth_type else None,
+            client_id=client_id,
+            scope=scope,
+            ca_bundle=ca_bundle,
+            comment=comment,
+            storage=secret_storage.value if secret_storage else "keyring",
+            secrets=secrets,
+        ),
+        force=force,
+        verify=not no_verify,
+        make_current=use,
+    )

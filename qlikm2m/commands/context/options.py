@@ -1,0 +1,124 @@
+"""The options the context commands share, and the traps for secrets on argv."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+
+class AuthChoice(StrEnum):
+    oauth = "oauth"
+    apikey = "apikey"
+
+
+class StorageChoice(StrEnum):
+    keyring = "keyring"
+    file = "file"
+
+
+_ARGV_SECRET_HELP = "Refused: a secret on the command line leaks to shell history and `ps`."  # noqa: S105
+
+# ---- shared options --------------------------------------------------------------------------
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server", "-s", help="Tenant URL (https:// is added when missing).", show_default=False
+    ),
+]
+AuthTypeOpt = Annotated[
+    AuthChoice | None,
+    typer.Option("--auth-type", help="oauth (M2M client) or apikey.", show_default=False),
+]
+ClientIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--oauth-client-id", "--client-id", help="OAuth M2M client id.", show_default=False
+    ),
+]
+SecretStdinOpt = Annotated[
+    bool,
+    typer.Option("--client-secret-stdin", help="Read the OAuth client secret from stdin."),
+]
+SecretEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--client-secret-env",
+        metavar="VAR",
+        help="Read the OAuth client secret from the environment variable VAR.",
+        show_default=False,
+    ),
+]
+ApiKeyStdinOpt = Annotated[
+    bool, typer.Option("--api-key-stdin", help="Read an API key from stdin (API-key auth).")
+]
+ApiKeyEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        metavar="VAR",
+        help="Read an API key from the environment variable VAR (API-key auth).",
+        show_default=False,
+    ),
+]
+ScopeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scope", help="OAuth scopes, space-separated (default: the client's).", show_default=False
+    ),
+]
+CaBundleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ca-bundle",
+        help="PEM file of a private CA for this tenant (stored in the context).",
+        show_default=False,
+    ),
+]
+CommentOpt = Annotated[
+    str | None, typer.Option("--comment", help="A note shown by `context ls`.", show_default=False)
+]
+StorageOpt = Annotated[
+    StorageChoice | None,
+    typer.Option(
+        "--secret-storage",
+        help="keyring (default) or file: a 0600 plaintext file in the config folder, for hosts "
+        "without a keyring. Remembered per context.",
+        show_default=False,
+    ),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", "-f", help="Replace an existing context without asking.")
+]
+NoInputOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-input", help="Never prompt: fail at once when an answer is missing (also global)."
+    ),
+]
+# Hidden traps for habits from other tools: the value is refused, with the safe alternatives.
+ArgvSecretOpt = Annotated[
+    str | None, typer.Option("--client-secret", hidden=True, help=_ARGV_SECRET_HELP)
+]
+ArgvApiKeyOpt = Annotated[
+    str | None, typer.Option("--api-key", hidden=True, help=_ARGV_SECRET_HELP)
+]
+
+
+def refuse_argv_secret(client_secret: str | None, api_key: str | None) -> None:
+    from qlikm2m.errors import UsageError
+
+    if client_secret is not None or api_key is not None:
+        flag = "--client-secret" if client_secret is not None else "--api-key"
+        safe = (
+            "--client-secret-stdin or --client-secret-env VAR"
+            if client_secret is not None
+            else "--api-key-stdin or --api-key-env VAR"
+        )
+        raise UsageError(
+            f"{flag} takes no value on the command line: it would leak into shell history "
+            "and process listings.",
+            hint=f"Use {safe}, or leave it out to be asked for it (hidden) at a terminal.",
+        )

@@ -1,0 +1,158 @@
+"""Questions at the terminal, and secrets from flags (stdin or a named variable, never argv)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from qlikm2m.contexts import AuthType
+    from qlikm2m.runtime import Runtime
+
+# ---- prompting -------------------------------------------------------------------------------
+
+
+class Prompter:
+    """Asks on the terminal (prompts on stderr), or fails at once naming the flag to use."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def why_not(self) -> str:
+        if self.runtime.no_input:
+            return "--no-input was given"
+        if self.runtime.in_ci:
+            return "CI is set"
+        return "stdin is not a terminal"
+
+    def missing(self, what: str, flags: str) -> NoReturn:
+        from qlikm2m.errors import UsageError
+
+        raise UsageError(
+            f"Missing {what}: pass {flags}.",
+            hint=f"qlikm2m does not prompt here ({self.why_not()}).",
+        )
+
+    def ask(self, prompt: str, *, what: str, flags: str, hidden: bool = False) -> str:
+        if not self.runtime.can_prompt:
+            self.missing(what, flags)
+        while True:
+            value = self.read(prompt, hidden=hidden).strip()
+            if value:
+                return value
+
+    def confirm(self, question: str) -> bool:
+        answer = self.read(f"{question} [y/N]:").strip().lower()
+        return answer in ("y", "yes")
+
+    def read(self, prompt: str, *, hidden: bool = False) -> str:
+        stream = self.runtime.stderr
+        if hidden:
+            import getpass
+
+            # getpass talks to the terminal itself and turns echo off; Ctrl-C propagates.
+            try:
+                value = getpass.getpass(prompt + " ", stream=stream)
+            except EOFError:  # Ctrl-D: the person gave up, as with Ctrl-C
+                stream.write("\n")
+                raise KeyboardInterrupt from None
+        else:
+            stream.write(prompt + " ")
+            stream.flush()
+            value = self.runtime.stdin.readline()
+            if not value:  # end of input (Ctrl-D): the person gave up
+                stream.write("\n")
+                raise KeyboardInterrupt
+        return value
+
+    def say(self, text: str) -> None:
+        self.runtime.stderr.write(text + "\n")
+        self.runtime.stderr.flush()
+
+
+def context_runtime(ctx: typer.Context, *, no_input: bool = False) -> Runtime:
+    from qlikm2m.runtime import Runtime
+
+    runtime = ctx.ensure_object(Runtime)
+    # The global --no-input must come before the command; accept it after it too.
+    runtime.no_input = runtime.no_input or no_input
+    return runtime
+
+
+# ---- secrets from flags ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretFlags:
+    client_secret_stdin: bool = False
+    client_secret_env: str | None = None
+    api_key_stdin: bool = False
+    api_key_env: str | None = None
+
+    @property
+    def implied_auth(self) -> AuthType | None:
+        if self.api_key_stdin or self.api_key_env:
+            return "apikey"
+        if self.client_secret_stdin or self.client_secret_env:
+            return "oauth"
+        return None
+
+    def check(self) -> None:
+        from qlikm2m.errors import UsageError
+
+        given = [
+            flag
+            for flag, on in (
+                ("--client-secret-stdin", self.client_secret_stdin),
+                ("--client-secret-env", self.client_secret_env),
+                ("--api-key-stdin", self.api_key_stdin),
+                ("--api-key-env", self.api_key_env),
+            )
+            if on
+        ]
+        if len(given) > 1:
+            raise UsageError(f"Give the secret one way only, not {' and '.join(given)}.")
+
+    def read(self, runtime: Runtime, auth_type: AuthType) -> str | None:
+        """The secret the flags point at, or None when no flag gave one."""
+        from qlikm2m.errors import UsageError
+        from qlikm2m.redaction import register_secret
+
+        self.check()
+        implied = self.implied_auth
+        if implied is not None and implied != auth_type:
+            kind = "an API key" if implied == "apikey" else "a client secret"
+            raise UsageError(f"This is an {auth_type} context, but {kind} was given.")
+        stdin_flag = "--api-key-stdin" if auth_type == "apikey" else "--client-secret-stdin"
+        env_name = self.api_key_env if auth_type == "apikey" else self.client_secret_env
+        if self.api_key_stdin or self.client_secret_stdin:
+            from qlikm2m.settings import read_stdin_secret
+
+            value = read_stdin_secret(
+                runtime,
+                stdin_flag,
+                hint=f'e.g. `printf %s "$SECRET" | qlikm2m context ... {stdin_flag}`, or '
+                "leave the flag out to be asked for it (hidden).",
+            )
+        elif env_name:
+            from qlikm2m.settings import strip_secret
+
+            value = strip_secret(runtime.env.get(env_name, ""))
+            if not value:
+                raise UsageError(f"The environment variable {env_name} is not set or empty.")
+        else:
+            return None
+        register_secret(value)
+        return value
+
+
+def secret_prompt(auth_type: AuthType) -> tuple[str, str, str]:
+    if auth_type == "apikey":
+        return "API-key:", "the API key", "--api-key-stdin or --api-key-env VAR"
+    return (
+        "Client Secret:",
+        "the client secret",
+        "--client-secret-stdin or --client-secret-env VAR",
+    )

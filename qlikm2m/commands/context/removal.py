@@ -1,0 +1,75 @@
+"""``context rm`` and ``context rename``: each one transaction of the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from qlikm2m.commands.context.options import ForceOpt
+from qlikm2m.commands.context.prompting import Prompter, context_runtime
+from qlikm2m.commands.context.shared import context_view, credential_store, emit, say_warnings
+
+
+def rm(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to delete.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", "-f", help="Delete the context even if its keyring entry cannot be removed."
+        ),
+    ] = False,
+) -> None:
+    """Delete a context, its keyring entry (or secret file) and its cached tokens.
+
+    Only the tokens minted with this context's secret go: other contexts of the same client
+    keep theirs.
+    """
+    from qlikm2m.credstore import Slot
+
+    runtime = context_runtime(ctx)
+    prompter = Prompter(runtime)
+    store = credential_store(runtime)
+    context = store.load().get(name)
+    outcome = store.remove(name, force=force)
+    say_warnings(prompter, outcome)
+    prompter.say(f"Deleted context {name!r}.")
+    secret_deleted = outcome.deleted.get(Slot.of(context), False)
+    emit(
+        runtime,
+        {"removed": name, "secretDeleted": secret_deleted, "droppedTokens": outcome.dropped},
+    )
+
+
+def rename(
+    ctx: typer.Context,
+    old_name: Annotated[str, typer.Argument(metavar="OLD", help="The current name.")],
+    new_name: Annotated[str, typer.Argument(metavar="NEW", help="The new name.")],
+    force: ForceOpt = False,
+) -> None:
+    """Rename a context; its secret moves to the new name. Cached tokens stay valid."""
+    from qlikm2m.contexts import validate_name
+    from qlikm2m.errors import UsageError
+
+    runtime = context_runtime(ctx)
+    prompter = Prompter(runtime)
+    validate_name(new_name)
+    if old_name == new_name:
+        raise UsageError("The old and new names are the same.")
+    store = credential_store(runtime)
+    contexts = store.load()
+    contexts.get(old_name)
+    if new_name in contexts.contexts and not force:
+        raise UsageError(
+            f"A context named {new_name!r} already exists.", hint="Pass --force to replace it."
+        )
+    outcome = store.rename(old_name, new_name, replace_existing=force)
+    say_warnings(prompter, outcome)
+    prompter.say(
+        f"Renamed {old_name!r} to {new_name!r}. Cached tokens belong to the context's credentials, "
+        "not to its name, so they stay valid for the new name."
+    )
+    view = context_view(outcome.after.get(new_name), outcome.after.current, runtime.env)
+    view["renamedFrom"] = old_name
+    emit(runtime, view)

@@ -1,0 +1,131 @@
+"""What several context commands do: validate credentials, render a context, reach the store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qlikm2m.commands.context.prompting import Prompter
+
+if TYPE_CHECKING:
+    from qlikm2m.contexts import AuthType, Context
+    from qlikm2m.credstore import CredentialStore, Outcome
+    from qlikm2m.runtime import Runtime
+
+# ---- validation, saving, rendering ------------------------------------------------------------
+
+
+def verify_credentials(
+    runtime: Runtime,
+    *,
+    server: str,
+    auth_type: AuthType,
+    client_id: str | None,
+    secret: str,
+    scope: str | None,
+    ca_bundle: str | None,
+) -> dict[str, Any]:
+    """Mint a token (OAuth) and call users/me: the credentials work, or nothing is saved."""
+    from qlikm2m.client import QlikClient
+    from qlikm2m.settings import explicit_settings
+
+    settings = explicit_settings(
+        server=server,
+        auth_type=auth_type,
+        client_id=client_id,
+        secret=secret,
+        scope=scope,
+        ca_bundle=ca_bundle,
+        source="context validation",
+    )
+    # No cache: a failed init must leave nothing behind, not even a token file.
+    with QlikClient(settings, runtime, use_token_cache=False) as client:
+        me = client.get_json("/api/v1/users/me")
+    return me if isinstance(me, dict) else {}
+
+
+def user_fields(me: dict[str, Any]) -> dict[str, str]:
+    return {
+        key: str(me[key])
+        for key in ("id", "name", "email", "subject", "clientId", "tenantId")
+        if me.get(key) not in (None, "")
+    }
+
+
+def describe_user(me: dict[str, Any]) -> str:
+    who = user_fields(me)
+    label = who.get("name") or who.get("email") or who.get("subject") or who.get("id") or "?"
+    extra = who.get("subject") if who.get("subject") and who.get("subject") != label else None
+    return f"{label} ({extra})" if extra else label
+
+
+def context_view(context: Context, current: str | None, env: Any) -> dict[str, Any]:
+    from qlikm2m.secretstore import describe_location
+
+    return {
+        "name": context.name,
+        "server": context.server,
+        "authType": context.auth_type,
+        "clientId": context.client_id,
+        "scope": context.scope,
+        "caBundle": context.ca_bundle,
+        "comment": context.comment,
+        "current": context.name == current,
+        "secretStorage": context.secret_storage,
+        "secretLocation": describe_location(context, env).description,
+    }
+
+
+def emit(runtime: Runtime, data: Any) -> None:
+    from qlikm2m.output import Output
+
+    Output(runtime).emit(data)
+
+
+def warn_file_storage(prompter: Prompter, context: Context, env: Any) -> None:
+    from qlikm2m.secretstore import secret_file_path
+
+    prompter.say(
+        f"warning: the secret of {context.name!r} is stored unencrypted in "
+        f"{secret_file_path(context.name, env)} (mode 0600), as asked with --secret-storage "
+        "file: anyone who can read your files or their backups can read it."
+    )
+
+
+def normalized_server(prompter: Prompter, given: str | None) -> str:
+    from qlikm2m.errors import ConfigError
+    from qlikm2m.settings import normalize_server_url
+
+    if given is not None:
+        return normalize_server_url(given)
+    while True:
+        raw = prompter.ask("Enter tenant url:", what="the tenant URL", flags="--server URL")
+        try:
+            return normalize_server_url(raw)
+        except ConfigError as error:
+            # At a prompt a typo deserves another try, not an exit.
+            prompter.say(f"error: {error.message}")
+
+
+def absolute_ca_bundle(path: str | None) -> str | None:
+    if not path:
+        return None
+    from pathlib import Path
+
+    from qlikm2m.errors import ConfigError
+
+    resolved = Path(path).expanduser().resolve()
+    if not resolved.is_file():
+        raise ConfigError(f"The CA bundle {resolved} does not exist or is not a file.")
+    return str(resolved)
+
+
+def credential_store(runtime: Runtime) -> CredentialStore:
+    """The store of this run's configuration folder (keyring prompts only at a terminal)."""
+    from qlikm2m.credstore import CredentialStore
+
+    return CredentialStore(runtime.env, interactive=runtime.can_prompt)
+
+
+def say_warnings(prompter: Prompter, outcome: Outcome) -> None:
+    for warning in outcome.warnings:
+        prompter.say(f"warning: {warning}")

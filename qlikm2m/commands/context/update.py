@@ -1,0 +1,155 @@
+"""``context update``: change only what is given, as one transaction of the store."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from qlikm2m.commands.context.options import (
+    ApiKeyEnvOpt,
+    ApiKeyStdinOpt,
+    ArgvApiKeyOpt,
+    ArgvSecretOpt,
+    AuthTypeOpt,
+    ClientIdOpt,
+    NoInputOpt,
+    SecretEnvOpt,
+    SecretStdinOpt,
+    ServerOpt,
+    StorageOpt,
+    refuse_argv_secret,
+)
+from qlikm2m.commands.context.prompting import Prompter, SecretFlags, context_runtime, secret_prompt
+from qlikm2m.commands.context.shared import (
+    absolute_ca_bundle,
+    context_view,
+    credential_store,
+    describe_user,
+    emit,
+    normalized_server,
+    say_warnings,
+    verify_credentials,
+    warn_file_storage,
+)
+
+if TYPE_CHECKING:
+    from qlikm2m.contexts import AuthType
+
+# ---- update ----------------------------------------------------------------------------------
+
+
+def update(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to change.")],
+    server: ServerOpt = None,
+    auth_type: AuthTypeOpt = None,
+    client_id: ClientIdOpt = None,
+    client_secret_stdin: SecretStdinOpt = False,
+    client_secret_env: SecretEnvOpt = None,
+    api_key_stdin: ApiKeyStdinOpt = False,
+    api_key_env: ApiKeyEnvOpt = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope", help="New scopes; an empty string clears them.", show_default=False
+        ),
+    ] = None,
+    ca_bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-bundle", help="New CA bundle; an empty string clears it.", show_default=False
+        ),
+    ] = None,
+    comment: Annotated[
+        str | None,
+        typer.Option(
+            "--comment", help="New comment; an empty string clears it.", show_default=False
+        ),
+    ] = None,
+    secret_storage: StorageOpt = None,
+    prompt_secret: Annotated[
+        bool, typer.Option("--prompt-secret", help="Ask for a new secret (hidden) at the terminal.")
+    ] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Save without checking the credentials.")
+    ] = False,
+    no_input: NoInputOpt = False,
+    client_secret: ArgvSecretOpt = None,
+    api_key: ArgvApiKeyOpt = None,
+) -> None:
+    """Change only what is given. A new secret drops the context's cached tokens."""
+    from dataclasses import replace
+
+    from qlikm2m import contexts as store
+    from qlikm2m.errors import UsageError
+    from qlikm2m.secretstore import check_storage, read_secret
+
+    refuse_argv_secret(client_secret, api_key)
+    runtime = context_runtime(ctx, no_input=no_input)
+    prompter = Prompter(runtime)
+    secrets = SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env)
+    secrets.check()
+    old = store.load_contexts(runtime.env).get(name)
+
+    new_auth: AuthType = auth_type.value if auth_type else (secrets.implied_auth or old.auth_type)
+    new_client_id = client_id if client_id is not None else old.client_id
+    if new_auth == "oauth" and not new_client_id:
+        prompter.missing("the OAuth client id", "--oauth-client-id ID")
+    new = replace(
+        old,
+        server=normalized_server(prompter, server) if server is not None else old.server,
+        auth_type=new_auth,
+        client_id=new_client_id if new_auth == "oauth" else None,
+        scope=(scope or None) if scope is not None else old.scope,
+        ca_bundle=absolute_ca_bundle(ca_bundle) if ca_bundle is not None else old.ca_bundle,
+        comment=(comment or None) if comment is not None else old.comment,
+        secret_storage=secret_storage.value if secret_storage else old.secret_storage,
+    )
+    if new_auth == "apikey":
+        new = replace(new, scope=None)
+    new_secret = secrets.read(runtime, new_auth)
+    if new_secret is None and prompt_secret:
+        prompt, what, flags = secret_prompt(new_auth)
+        new_secret = prompter.ask(prompt, what=what, flags=flags, hidden=True)
+    if new_secret is None and new_auth != old.auth_type:
+        _, what, flags = secret_prompt(new_auth)
+        raise UsageError(
+            f"Switching {name!r} to {new_auth} needs {what}.",
+            hint=f"Pass {flags} or --prompt-secret.",
+        )
+    if new == old and new_secret is None:
+        prompter.say(f"Nothing to change in {name!r}.")
+        emit(runtime, context_view(old, store.load_contexts(runtime.env).current, runtime.env))
+        return
+    if new.secret_storage != old.secret_storage:
+        check_storage(new, runtime.env, interactive=runtime.can_prompt)
+    credentials_changed = new_secret is not None or (
+        (new.server, new.auth_type, new.client_id, new.scope, new.ca_bundle)
+        != (old.server, old.auth_type, old.client_id, old.scope, old.ca_bundle)
+    )
+    interactive = runtime.can_prompt
+    if credentials_changed and not no_verify:
+        secret = new_secret or read_secret(old, runtime.env, interactive=interactive)
+        me = verify_credentials(
+            runtime,
+            server=new.server,
+            auth_type=new.auth_type,
+            client_id=new.client_id,
+            secret=secret,
+            scope=new.scope,
+            ca_bundle=new.ca_bundle,
+        )
+        prompter.say(f"Authenticated as {describe_user(me)} on {new.server}.")
+    if new.secret_in_file and not old.secret_in_file:
+        warn_file_storage(prompter, new, runtime.env)
+
+    outcome = credential_store(runtime).update(name, new, new_secret)
+    say_warnings(prompter, outcome)
+    dropped = outcome.dropped
+    if dropped:
+        prompter.say(f"Dropped {dropped} cached token(s) minted with the old settings.")
+    prompter.say(f"Updated context {name!r}.")
+    view = context_view(outcome.after.get(name), outcome.after.current, runtime.env)
+    view["droppedTokens"] = dropped
+    emit(runtime, view)
