@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Install qlikm2m with its test extras into ./.venv and run the whole test suite.
 # Keyring tests need a real Secret Service: when gnome-keyring and dbus are installed (as root on
-# Debian/Ubuntu this script installs them), the suite runs inside a private D-Bus session with an
+# Debian/Ubuntu this script installs them, and strace for the transaction tests), the suite runs inside a private D-Bus session with an
 # unlocked gnome-keyring, so nothing touches the user's own keyring. Extra arguments go to pytest.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 
-if ! command -v dbus-run-session >/dev/null || ! command -v gnome-keyring-daemon >/dev/null; then
+# strace: the transaction tests inject a signal at an exact system call (issue 9).
+if ! command -v dbus-run-session >/dev/null || ! command -v gnome-keyring-daemon >/dev/null \
+    || ! command -v strace >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing gnome-keyring and dbus for the keyring tests" >&2
+        echo "installing gnome-keyring, dbus and strace for the keyring and transaction tests" >&2
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            gnome-keyring dbus dbus-user-session libsecret-1-0 >/dev/null
+            gnome-keyring dbus dbus-user-session libsecret-1-0 strace >/dev/null
     fi
 fi
 ensure_venv test
