@@ -153,6 +153,12 @@ class _Secrets:
                 return None
         return self._keyring().get(slot.name)
 
+    def read(self, context: Context) -> str:
+        """The secret of ``context``, checked as every command reads it (see secretstore)."""
+        return secretstore.read_secret(
+            context, self.env, interactive=self.interactive, adapter=self._keyring()
+        )
+
     def put(self, slot: Slot, secret: str) -> None:
         if slot.storage == "file":
             fileio.atomic_write(self.path(slot), secret.encode("utf-8"), mode=0o600)
@@ -193,7 +199,7 @@ class CredentialStore:
         Raises what ``plan_for`` raises (nothing changed), or the secret store's or the file's
         error after rolling the secrets back (nothing changed either).
         """
-        with fileio.locked(contexts_module.lock_path(self.env)):
+        with self._locked():
             self._recover()
             before = contexts_module.read_file(self.path)
             plan = plan_for(before)
@@ -201,27 +207,57 @@ class CredentialStore:
                 return Outcome(after=before)
             return self._apply(plan)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock = contexts_module.lock_path(self.env)
+        try:
+            held = fileio.locked(lock)
+            held.__enter__()
+        except OSError as error:
+            raise ConfigError(
+                f"Cannot lock {lock}: {error.strerror or error}.",
+                hint="Fix the permissions of the config folder, or point QLIKM2M_CONFIG_DIR at a "
+                "writable one.",
+            ) from None
+        try:
+            yield
+        finally:
+            held.__exit__(None, None, None)
+
     def _apply(self, plan: Plan) -> Outcome:
         data = contexts_module.dump(plan.after)
         outcome = Outcome(after=plan.after)
         with deferred_signals():
             # Old values, read before anything is written: what a rollback puts back.
             previous = {slot: self._secrets.peek(slot) for slot in plan.puts}
-            self._write_journal(
-                {
-                    "version": JOURNAL_VERSION,
-                    "commit": hashlib.sha256(data).hexdigest(),
-                    "puts": [[*slot.as_json(), previous[slot] is not None] for slot in plan.puts],
-                    "deletes": [slot.as_json() for slot in plan.deletes],
-                    "drops": [drop.as_json() for drop in plan.drops],
-                }
-            )
             written: list[Slot] = []
+            target = self.journal_path
             try:
+                self._write_journal(
+                    {
+                        "version": JOURNAL_VERSION,
+                        "commit": hashlib.sha256(data).hexdigest(),
+                        "puts": [
+                            [*slot.as_json(), previous[slot] is not None] for slot in plan.puts
+                        ],
+                        "deletes": [slot.as_json() for slot in plan.deletes],
+                        "drops": [drop.as_json() for drop in plan.drops],
+                    }
+                )
                 for slot, secret in plan.puts.items():
                     written.append(slot)
+                    target = self._secrets.path(slot)
                     self._secrets.put(slot, secret)
+                target = self.path
                 fileio.atomic_write(self.path, data)
+            except OSError as error:
+                self._roll_back(written, previous)
+                where = error.filename or target
+                raise ConfigError(
+                    f"Cannot write {where}: {error.strerror or error}; nothing was changed.",
+                    hint="Free some space or fix the folder's permissions, then run the command "
+                    "again.",
+                ) from None
             except BaseException:
                 self._roll_back(written, previous)
                 raise
@@ -355,7 +391,7 @@ class CredentialStore:
 
     def read_secret(self, context: Context) -> str:
         """The secret of a stored context (ConfigError/KeyringError when it is missing)."""
-        return secretstore.read_secret(context, self.env, interactive=self.interactive)
+        return self._secrets.read(context)
 
     # -- the operations the commands use --
 

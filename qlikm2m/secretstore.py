@@ -276,15 +276,24 @@ def store_secret(
     return describe_location(context, env)
 
 
-def read_secret(context: Context, env: Mapping[str, str], *, interactive: bool) -> str:
-    """The client secret (oauth) or API key (apikey) of a stored context."""
+def read_secret(
+    context: Context,
+    env: Mapping[str, str],
+    *,
+    interactive: bool,
+    adapter: KeyringAdapter | None = None,
+) -> str:
+    """The client secret (oauth) or API key (apikey) of a stored context.
+
+    ``adapter`` reuses a caller's keyring adapter (the store's, one backend load per run).
+    """
     kind = "client secret" if context.auth_type == "oauth" else "API key"
     flag = "--client-secret-stdin" if context.auth_type == "oauth" else "--api-key-stdin"
     restore = f"Store it again with `qlikm2m context update {context.name} {flag}`."
     if context.secret_in_file:
         secret = _read_secret_file(secret_file_path(context.name, env), kind, context, restore)
     else:
-        found = KeyringAdapter(env, interactive=interactive).get(context.name)
+        found = (adapter or KeyringAdapter(env, interactive=interactive)).get(context.name)
         if not found:
             raise ConfigError(
                 f"The OS keyring has no {kind} for context {context.name!r} "

@@ -874,3 +874,29 @@ def test_update_with_a_wrong_secret_keeps_the_old_one(
     )
     assert result.code == 4
     assert memory_keyring == {(SERVICE, "sbx"): sandbox.client_secret}
+
+
+def test_update_keeps_the_old_secret_when_the_contexts_file_cannot_be_written(
+    memory_keyring: dict[Any, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qlikm2m import fileio
+
+    assert create("prod").code == 0
+    path = contexts_path(dict(os.environ))
+    before = path.read_bytes()
+    real = fileio.atomic_write
+
+    def full_disk(target: Path, data: bytes, *, mode: int = 0o600) -> None:
+        if target == path:
+            raise OSError(28, "No space left on device")
+        real(target, data, mode=mode)
+
+    monkeypatch.setattr(fileio, "atomic_write", full_disk)
+    result = run(
+        "context", "update", "prod", "--client-secret-stdin", "--no-verify",
+        stdin="new-secret-0123456789\n",
+    )  # fmt: skip
+    assert result.code == 3, result.err
+    assert "No space left on device; nothing was changed" in result.err
+    assert memory_keyring == {(SERVICE, "prod"): SECRET}
+    assert path.read_bytes() == before
