@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from qlikm2m import contexts as contexts_module
-from qlikm2m import fileio, secretstore
+from qlikm2m import fileio, paths, secretstore
 from qlikm2m.contexts import Context, ContextsFile, SecretStorage, new_generation
 from qlikm2m.errors import ConfigError, KeyringError, QlikM2MError
 
@@ -357,7 +357,7 @@ class CredentialStore:
 
     def _sweep_leftovers(self) -> None:
         """Temporary files of killed writers and secret files that no context owns."""
-        folder = secretstore.secret_file_path("x", self.env).parent
+        folder = paths.config_dir(self.env) / secretstore.SECRETS_DIRNAME
         for leftover in self.path.parent.glob(f".{self.path.name}.*.tmp"):
             with contextlib.suppress(OSError):
                 leftover.unlink()

@@ -121,11 +121,13 @@ def test_sixteen_mixed_processes_lose_nothing_and_mint_once_per_client(
     config = Path(contexts_path(base_env)).parent
     assert not [p.name for p in config.iterdir() if p.name.startswith(".contexts.toml.")]
 
-    # One token per credential set: client A (environment and context alike) and client B.
-    assert sandbox.count("POST /oauth/token") == 2
-    assert sandbox.live_tokens(sandbox.client_id) == 1
+    # One token per credential set: client A from the environment, client A through context
+    # base-2 (a stored context's token is bound to its own credential generation: it cannot
+    # prove, without reading its keyring, that the environment's secret is its own) and client B.
+    assert sandbox.count("POST /oauth/token") == 3
+    assert sandbox.live_tokens(sandbox.client_id) == 2
     assert sandbox.live_tokens(SECOND_ID) == 1
     assert sandbox.count("GET /api/v1/users/me") == 3
     assert sandbox.count("GET /api/v1/tenants/me") == 2
     tokens = Path(os.environ["QLIKM2M_CACHE_DIR"]) / "tokens"
-    assert len(list(tokens.glob("*.json"))) == 2
+    assert len(list(tokens.glob("*.json"))) == 3

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from abuse_support import assert_clear_error, assert_json_error, files_under
 
-from qlikm2m.contexts import Context, contexts_path, update_contexts
+from qlikm2m.contexts import Context, contexts_path, new_generation, update_contexts
 from qlikm2m.sandbox import Sandbox
 from qlikm2m.secretstore import SERVICE
 
@@ -117,6 +117,8 @@ def _stored_context(env: dict[str, str], sandbox: Sandbox, name: str = "prod") -
         auth_type="oauth",
         client_id=sandbox.client_id,
         ca_bundle=sandbox.ca_bundle,
+        # Bound, as `context create` leaves it: an unbound one is given a generation on first use.
+        credential_generation=new_generation(),
     )
     update_contexts(env, lambda current: current.with_context(context).with_current(name))
     Path(env["ABUSE_KEYRING_FILE"]).write_text(
