@@ -115,7 +115,12 @@ def deferred_signals() -> Iterator[None]:
     def hold(signum: int, frame: Any) -> None:
         received.append(signum)
 
-    previous = {sig: signal.signal(sig, hold) for sig in _DEFERRED_SIGNALS}
+    # A handler installed from C (getsignal gives None) could not be put back: leave it alone.
+    previous = {
+        sig: signal.signal(sig, hold)
+        for sig in _DEFERRED_SIGNALS
+        if signal.getsignal(sig) is not None
+    }
     try:
         yield
     finally:

@@ -310,3 +310,58 @@ def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
     env = _env(QLIKM2M_CACHE_DIR=str(blocked))
     with pytest.raises(ConfigError, match="token cache"):
         TokenManager(_settings(env), env, FakeTransport(), clock=Clock()).token()  # type: ignore[arg-type]
+
+
+def _stored(generation: str | None, secret: str = SECRET) -> ResolvedSettings:
+    """Settings as a stored context gives them: the secret is not at hand (its keyring)."""
+    from dataclasses import replace
+
+    from qlikm2m.settings import _LazySecret
+
+    return replace(
+        _settings(),
+        _secret=_LazySecret(lambda: secret, at_hand=False),
+        stored_context="ctx",
+        credential_generation=generation,
+    )
+
+
+def test_a_stored_context_uses_only_tokens_of_its_own_generation() -> None:
+    transport = FakeTransport()
+    ok = _manager(transport, _stored("gen-ok")).token()
+    assert _manager(transport, _stored("gen-ok")).token().value == ok.value
+    # Same server, client and scope, another generation (another secret was set): no sharing.
+    other = _manager(transport, _stored("gen-bad", "wrong-secret")).token()
+    assert other.origin == "minted"
+    assert other.value != ok.value
+    # Each keeps its own cache file: the first is still served.
+    assert _manager(transport, _stored("gen-ok")).token().value == ok.value
+    assert len(transport.requests) == 2
+
+
+def test_env_credentials_and_a_stored_context_do_not_share_a_token() -> None:
+    transport = FakeTransport()
+    from_env = _manager(transport).token()
+    stored = _manager(transport, _stored("gen-1")).token()
+    assert stored.origin == "minted"
+    assert stored.value != from_env.value
+
+
+def test_an_unbound_stored_context_never_trusts_a_cached_token() -> None:
+    transport = FakeTransport()
+    _manager(transport, _stored(None)).token()
+    again = _manager(transport, _stored(None)).token()
+    assert again.origin == "minted"
+    assert len(transport.requests) == 2
+    assert _manager(transport, _stored(None)).cached() is None
+
+
+def test_a_proven_secret_accepts_only_the_token_it_minted() -> None:
+    transport = FakeTransport()
+    minted = _manager(transport, _stored("gen-1")).token()
+    proven = _manager(transport, _stored("gen-1").with_secret_read()).token()
+    assert proven.value == minted.value
+    assert proven.origin == "cache"
+    # The stored secret was swapped behind qlikm2m's back: the fingerprint does not match.
+    swapped = _stored("gen-1", "swapped-secret").with_secret_read()
+    assert _manager(transport, swapped).token().origin == "minted"
