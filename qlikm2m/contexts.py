@@ -145,7 +145,8 @@ def update_contexts(
     """Apply ``change`` to the freshly read file and write the result, all under the lock.
 
     ``change`` may raise to abandon the update; the file is then left untouched. A file that fails
-    to load is never written over.
+    to load is never written over. Commands change contexts through ``qlikm2m.credstore``, which
+    also keeps the secrets and the token cache in step and finishes interrupted changes first.
     """
     path = contexts_path(env)
     with fileio.locked(_lock_path(path)):

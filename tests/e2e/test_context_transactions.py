@@ -35,6 +35,8 @@ SECRET_SERVICE = "keyring.backends.SecretService.Keyring"
 def context_env(sandbox: Sandbox, *, keyring: bool = False) -> dict[str, str]:
     """The test's isolated folders, no QLIK_* credentials: commands use the stored context."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QLIK_")}
+    # No .pyc writes (a rename each): the Nth rename(2) is always the Nth write of qlikm2m's.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     if keyring:
         env["PYTHON_KEYRING_BACKEND"] = SECRET_SERVICE
     env.pop("CI", None)
