@@ -3,8 +3,9 @@
 A warm run reads one small JSON file and, when the secret is at hand (environment), compares a
 salted fingerprint of it: no lock, no keyring, no network. A stored context's secret stays in its
 store on the warm path: its tokens are keyed by the context's credential generation, which is
-renewed whenever its secret is set, so a token is only used by the secret that minted it. Minting happens under a per-key file
-lock, re-checking the cache once the lock is held, so N processes started together mint once.
+renewed whenever its secret is set, so a token is only used by the secret that minted it.
+Minting happens under a per-key file lock, re-checking the cache once the lock is held, so N
+processes started together mint once.
 """
 
 from __future__ import annotations
