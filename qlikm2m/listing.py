@@ -204,6 +204,14 @@ def choose_format(runtime: Runtime, *, ndjson: bool) -> str:
     return chosen_format(runtime, listing=True)
 
 
+def _picked_records(result: Any, records: list[Record]) -> bool:
+    """True when a query returned some of the records themselves (a filter, a slice, a sort)."""
+    if not isinstance(result, list) or not result:
+        return False
+    originals = {id(record) for record in records}
+    return all(id(item) in originals for item in result)
+
+
 def emit_listing(
     runtime: Runtime, listing: Listing, records: LimitedItems, *, ndjson: bool = False
 ) -> int:
@@ -233,7 +241,18 @@ def emit_listing(
         # A --query shapes the whole list: it is applied before any format, tables included.
         collected = list(records)
         count = len(collected)
-        output.emit(collected)
+        result = output.apply_query(collected)
+        if chosen == "table" and _picked_records(result, collected):
+            # A filter keeps whole records: they keep the listing's own columns.
+            write_table(
+                runtime.stdout,
+                listing.headers,
+                (listing.row(record) for record in result),
+                bold=runtime.color_for(runtime.stdout),
+                width=terminal_width(runtime),
+            )
+        else:
+            output.emit(result, queried=True)
     if records.cut:
         runtime.stderr.write(f"note: {records.cut_message(listing.noun)}\n")
         runtime.stderr.flush()

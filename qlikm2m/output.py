@@ -314,9 +314,13 @@ class Output:
             )
         return result
 
-    def emit(self, data: Any) -> None:
-        """Print one result (an object, a list or a scalar) in the chosen format."""
-        data = self.apply_query(data)
+    def emit(self, data: Any, *, queried: bool = False) -> None:
+        """Print one result (an object, a list or a scalar) in the chosen format.
+
+        ``queried`` says ``--query`` was already applied to ``data`` (by ``apply_query``).
+        """
+        if not queried:
+            data = self.apply_query(data)
         if self.format == "yaml":
             self.stdout.write(to_yaml(data))
         elif self.format == "table":
