@@ -38,6 +38,7 @@ class OutputFormat(StrEnum):
     json = "json"
     yaml = "yaml"
     table = "table"
+    text = "text"
 
 
 def _print_version(value: bool) -> None:
@@ -63,7 +64,7 @@ def root(
         typer.Option(
             "--output",
             "-o",
-            help=f"Output format: json (default), yaml or table. Also ${OUTPUT_ENV}.",
+            help=f"Output format: json (default), yaml, table or text (raw values). Also ${OUTPUT_ENV}.",
             show_default=False,
             case_sensitive=False,
         ),
@@ -195,13 +196,11 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
         _report(runtime, error)
         return int(error.exit_code)
     except typer.TyperException as error:
-        # Typer's own usage errors (unknown option, bad value) already read well, with usage.
-        show = getattr(error, "show", None)
-        if callable(show):
-            show(file=runtime.stderr)
-        else:
-            runtime.stderr.write(f"error: {error.format_message()}\n")
-        return int(ExitCode.USAGE)
+        # Click's own usage errors (unknown option, missing argument, bad value) keep the one
+        # error contract: a line and a hint, or one JSON object when JSON was asked for.
+        usage = _click_usage_error(error)
+        _report(runtime, usage)
+        return int(usage.exit_code)
     except (KeyboardInterrupt, typer.Abort):
         return _report_interrupted(runtime)
     except BrokenPipeError:
@@ -227,6 +226,12 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     if result == int(ExitCode.INTERRUPTED):
         return _report_interrupted(runtime)
     return result if isinstance(result, int) else int(ExitCode.OK)
+
+
+def _click_usage_error(error: typer.TyperException) -> UsageError:
+    message = error.format_message().strip().rstrip(".") + "."
+    command = getattr(getattr(error, "ctx", None), "command_path", None) or "qlikm2m"
+    return UsageError(message, hint=f"See `{command} --help`.")
 
 
 def _report_interrupted(runtime: Runtime) -> int:

@@ -6,11 +6,10 @@ A listing follows every page by default (qlik-cli's silent one-page stop is the 
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from qlikm2m.errors import UsageError
 
@@ -193,90 +192,67 @@ class LimitedItems:
 
 # --- rendering ----------------------------------------------------------------------------------
 
-TABLE_WIDTH_SAMPLE = MAX_PAGE_SIZE  # rows that set the column widths: about the first page
-TABLE_MAX_CELL = 48
-
 
 def choose_format(runtime: Runtime, *, ndjson: bool) -> str:
-    """``ndjson``, ``table``, ``json`` or ``yaml``: a table for a person at a terminal by default.
+    """``ndjson``, ``table``, ``text``, ``json`` or ``yaml``: a table at a terminal by default."""
+    from qlikm2m.output import chosen_format
 
-    An explicit ``-o``/``$QLIKM2M_OUTPUT`` or a ``--query`` means a script or a shaped result: then
-    the format asked for (JSON by default).
-    """
     if ndjson:
         if runtime.output_explicit and runtime.output != "json":
             raise UsageError(f"--ndjson cannot be combined with -o {runtime.output}.")
         return "ndjson"
-    if runtime.output_explicit or runtime.query is not None:
-        return runtime.output
-    return "table" if runtime.stdout_is_tty else "json"
+    return chosen_format(runtime, listing=True)
 
 
-def write_table(
-    stream: TextIO,
-    headers: Sequence[str],
-    rows: Iterable[Sequence[str]],
-    *,
-    bold: bool = False,
-    sample: int = TABLE_WIDTH_SAMPLE,
-    max_cell: int = TABLE_MAX_CELL,
-) -> int:
-    """Aligned columns written as rows arrive; the first ``sample`` rows set the widths.
-
-    A table of 50,000 items must start printing at the first page, so later cells wider than the
-    sample are shortened with an ellipsis rather than re-aligning everything.
-    """
-    iterator = iter(rows)
-    first = list(itertools.islice(iterator, sample))
-    widths = [
-        min(max_cell, max([len(header), *(len(row[i]) for row in first)]))
-        for i, header in enumerate(headers)
-    ]
-
-    def line(cells: Sequence[str]) -> str:
-        shown = [_fit(cell, width) for cell, width in zip(cells, widths, strict=True)]
-        return "  ".join(cell.ljust(width) for cell, width in zip(shown, widths, strict=True))
-
-    head = line(headers).rstrip()
-    stream.write((f"\x1b[1m{head}\x1b[0m" if bold else head) + "\n")
-    count = 0
-    for row in itertools.chain(first, iterator):
-        stream.write(line(row).rstrip() + "\n")
-        count += 1
-        if count % MAX_PAGE_SIZE == 0:
-            stream.flush()
-    stream.flush()
-    return count
-
-
-def _fit(cell: str, width: int) -> str:
-    cell = " ".join(cell.split())
-    return cell if len(cell) <= width else cell[: width - 1] + "…"
+def _picked_records(result: Any, records: list[Record]) -> bool:
+    """True when a query returned some of the records themselves (a filter, a slice, a sort)."""
+    if not isinstance(result, list) or not result:
+        return False
+    originals = {id(record) for record in records}
+    return all(id(item) in originals for item in result)
 
 
 def emit_listing(
     runtime: Runtime, listing: Listing, records: LimitedItems, *, ndjson: bool = False
 ) -> int:
     """Print a listing as it arrives in the chosen format; note a --limit cut on stderr."""
-    from qlikm2m.output import Output
+    from qlikm2m.output import Output, terminal_width, write_table
 
     chosen = choose_format(runtime, ndjson=ndjson)
-    output = Output(runtime)
+    output = Output(runtime, listing=True)
     if chosen == "ndjson":
         count = output.ndjson(records)
-    elif chosen == "table":
+    elif chosen == "table" and runtime.query is None:
         rows = (listing.row(record) for record in records)
         count = write_table(
-            runtime.stdout, listing.headers, rows, bold=runtime.color_for(runtime.stdout)
+            runtime.stdout,
+            listing.headers,
+            rows,
+            bold=runtime.color_for(runtime.stdout),
+            width=terminal_width(runtime),
         )
         if count == 0:
             runtime.stderr.write(f"no {listing.noun} found\n")
+    elif chosen == "text" and runtime.query is None:
+        count = output.text_lines(records)
     elif chosen == "json" and output.streams_array:
         count = output.json_array(records)
     else:
+        # A --query shapes the whole list: it is applied before any format, tables included.
         collected = list(records)
         count = len(collected)
-        output.emit(collected)
+        result = output.apply_query(collected)
+        if chosen == "table" and _picked_records(result, collected):
+            # A filter keeps whole records: they keep the listing's own columns.
+            write_table(
+                runtime.stdout,
+                listing.headers,
+                (listing.row(record) for record in result),
+                bold=runtime.color_for(runtime.stdout),
+                width=terminal_width(runtime),
+            )
+        else:
+            output.emit(result, queried=True)
     if records.cut:
         runtime.stderr.write(f"note: {records.cut_message(listing.noun)}\n")
         runtime.stderr.flush()

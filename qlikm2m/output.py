@@ -1,14 +1,19 @@
-"""Rendering results: data on stdout (JSON, YAML, table, NDJSON), after an optional JMESPath query.
+"""Rendering results: data on stdout (JSON, YAML, table, text, NDJSON), after an optional query.
 
 The one module that imports jmespath, only when ``--query`` is used (YAML goes through
-``yaml_codec``); tables for people are drawn by ``terminal`` (rich).
+``yaml_codec``). Every ``-o table`` of every command is drawn by ``write_table`` here, in one style
+(upper-case headers, aligned columns, nested values inline, fitted to the terminal's width), and
+every ``-o text`` by ``to_text``; docs/output.md is the contract.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable
-from typing import IO, TYPE_CHECKING, Any
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from qlikm2m.errors import UsageError
 
@@ -62,12 +67,227 @@ def to_yaml(data: Any) -> str:
     return yaml_codec.dump(data)
 
 
-class Output:
-    """Writes command results for one invocation, per ``-o`` and ``--query``."""
+# --- tables --------------------------------------------------------------------------------------
 
-    def __init__(self, runtime: Runtime, *, query: str | None = None) -> None:
+TABLE_SAMPLE = 100  # rows that set the column widths: about the first page of a listing
+TABLE_MAX_CELL = 48
+TABLE_MAX_COLUMNS = 8
+_MIN_FITTED_CELL = 6
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def column_title(key: str) -> str:
+    """``authType`` and ``auth_type`` as ``AUTH TYPE``: one header style for every table."""
+    return _CAMEL.sub(" ", str(key)).replace("_", " ").replace("-", " ").upper()
+
+
+def inline(value: Any) -> str:
+    """One cell's text: scalars as they read, lists comma-joined, objects as ``key=value`` pairs."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        return " ".join(value.split())
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={_nested(item)}" for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_nested(item) for item in value)
+    return str(value)
+
+
+def _nested(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + inline(value) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + inline(value) + "]"
+    return inline(value)
+
+
+def terminal_width(runtime: Runtime) -> int | None:
+    """Columns to fit a table into: $COLUMNS or the terminal's, None when stdout is not one."""
+    if not runtime.stdout_is_tty:
+        return None
+    raw = runtime.env.get("COLUMNS", "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    try:
+        return os.get_terminal_size(runtime.stdout.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _fit_widths(widths: list[int], width: int | None) -> list[int]:
+    """Shrink the widest columns until the row (two spaces between cells) fits ``width``."""
+    if width is None:
+        return widths
+    fitted = list(widths)
+    while sum(fitted) + 2 * (len(fitted) - 1) > width:
+        widest = max(range(len(fitted)), key=fitted.__getitem__)
+        if fitted[widest] <= _MIN_FITTED_CELL:
+            break
+        fitted[widest] -= 1
+    return fitted
+
+
+def _fit(cell: str, width: int) -> str:
+    cell = " ".join(cell.split())
+    return cell if len(cell) <= width else cell[: width - 1] + "…"
+
+
+def write_table(
+    stream: TextIO,
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    bold: bool = False,
+    width: int | None = None,
+    sample: int = TABLE_SAMPLE,
+    max_cell: int = TABLE_MAX_CELL,
+) -> int:
+    """Aligned columns written as rows arrive; the first ``sample`` rows set the widths.
+
+    A table of 50,000 items must start printing at the first page, so later cells wider than the
+    sample are shortened with an ellipsis rather than re-aligning everything. ``width`` (the
+    terminal's columns) shrinks the widest columns so that no line wraps. Returns the row count.
+    """
+    iterator = iter(rows)
+    first = list(itertools.islice(iterator, sample))
+    widths = [
+        min(max_cell, max([len(header), *(len(" ".join(row[i].split())) for row in first)]))
+        for i, header in enumerate(headers)
+    ]
+    widths = _fit_widths(widths, width)
+
+    def line(cells: Sequence[str]) -> str:
+        shown = [_fit(cell, size) for cell, size in zip(cells, widths, strict=True)]
+        return "  ".join(cell.ljust(size) for cell, size in zip(shown, widths, strict=True))
+
+    head = line(headers).rstrip()
+    stream.write((f"\x1b[1m{head}\x1b[0m" if bold else head) + "\n")
+    count = 0
+    for row in itertools.chain(first, iterator):
+        stream.write(line(row).rstrip() + "\n")
+        count += 1
+        if count % TABLE_SAMPLE == 0:
+            stream.flush()
+    stream.flush()
+    return count
+
+
+def _flatten(prefix: str, value: Any, rows: list[tuple[str, str]], blocks: list[Any]) -> None:
+    """Key/value rows of one object; nested objects as dotted keys, lists of objects as blocks."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, rows, blocks)
+    elif isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        blocks.append((prefix, value))
+    else:
+        rows.append((prefix, inline(value)))
+
+
+def _records_table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    columns: list[str] = []
+    for record in records[:TABLE_SAMPLE]:
+        for key in record:
+            if key not in columns and len(columns) < TABLE_MAX_COLUMNS:
+                columns.append(key)
+    return columns, [[inline(record.get(column)) for column in columns] for record in records]
+
+
+def render_table(runtime: Runtime, data: Any) -> None:
+    """``-o table`` of any result: rows of a list of objects, or the fields of one object.
+
+    An object's nested objects become dotted keys (``check.user.name``) and its lists of objects
+    follow as tables of their own under their key, so no value is cut to a JSON fragment.
+    """
+    stream, width = runtime.stdout, terminal_width(runtime)
+    bold = runtime.color_for(runtime.stdout)
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if data == []:
+        # An empty frame says less than a sentence, and stdout stays empty for the pipe case.
+        runtime.stderr.write("(no results)\n")
+        return
+    if isinstance(data, list) and all(isinstance(row, dict) for row in data):
+        columns, rows = _records_table(data)
+        write_table(stream, [column_title(c) for c in columns], rows, bold=bold, width=width)
+    elif isinstance(data, dict):
+        fields: list[tuple[str, str]] = []
+        blocks: list[tuple[str, list[dict[str, Any]]]] = []
+        _flatten("", data, fields, blocks)
+        if fields:
+            write_table(stream, ["KEY", "VALUE"], fields, bold=bold, width=width)
+        for title, records in blocks:
+            stream.write(f"\n{column_title(title)}\n" if fields else f"{column_title(title)}\n")
+            columns, rows = _records_table(records)
+            write_table(stream, [column_title(c) for c in columns], rows, bold=bold, width=width)
+    elif isinstance(data, list):
+        write_table(stream, ["VALUE"], [[inline(value)] for value in data], bold=bold, width=width)
+    else:
+        stream.write(inline(data) + "\n")
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+
+def _text_field(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.replace("\t", " ").replace("\n", " ")
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def text_line(value: Any) -> str:
+    """One value as one line of ``-o text``: objects and arrays as tab-separated values."""
+    if isinstance(value, dict):
+        return "\t".join(_text_field(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return "\t".join(_text_field(item) for item in value)
+    return _text_field(value)
+
+
+def to_text(data: Any) -> str:
+    """``-o text``, for shell variables and loops (like the AWS CLI's text output).
+
+    Strings raw (no quotes), null as an empty line, a top-level array one element per line, an
+    object its values tab-separated in key order; nested values inside a line as compact JSON.
+    """
+    if isinstance(data, list | tuple):
+        return "".join(text_line(item) + "\n" for item in data)
+    return text_line(data) + "\n"
+
+
+# --- the one writer ---------------------------------------------------------------------------------
+
+
+def chosen_format(runtime: Runtime, *, listing: bool = False) -> str:
+    """The format of this result: the one asked for, or a table at a terminal for a listing.
+
+    An explicit ``-o``/``$QLIKM2M_OUTPUT`` or a ``--query`` means a script or a shaped result:
+    then the format asked for (JSON by default). Listings (every ``ls``) are tables for a person.
+    """
+    if not listing or runtime.output_explicit or runtime.query is not None:
+        return runtime.output
+    return "table" if runtime.stdout_is_tty else "json"
+
+
+class Output:
+    """Writes command results for one invocation, per ``-o`` and ``--query``.
+
+    ``listing=True`` (every ``ls``) makes a table the default at a terminal.
+    """
+
+    def __init__(
+        self, runtime: Runtime, *, query: str | None = None, listing: bool = False
+    ) -> None:
         self.runtime = runtime
-        self.format = runtime.output
+        self.format = chosen_format(runtime, listing=listing)
         # Compiled before any request is made: a typo must not cost a token or an API call.
         self._query = compile_query(query if query is not None else runtime.query)
         # `&name` evaluates to a function argument, not JSON; only such queries pay for a check.
@@ -94,15 +314,19 @@ class Output:
             )
         return result
 
-    def emit(self, data: Any) -> None:
-        """Print one result (an object, a list or a scalar) in the chosen format."""
-        data = self.apply_query(data)
+    def emit(self, data: Any, *, queried: bool = False) -> None:
+        """Print one result (an object, a list or a scalar) in the chosen format.
+
+        ``queried`` says ``--query`` was already applied to ``data`` (by ``apply_query``).
+        """
+        if not queried:
+            data = self.apply_query(data)
         if self.format == "yaml":
             self.stdout.write(to_yaml(data))
         elif self.format == "table":
-            from qlikm2m.terminal import render_table
-
             render_table(self.runtime, data)
+        elif self.format == "text":
+            self.stdout.write(to_text(data))
         else:
             self.stdout.write(to_json(data, pretty=self.runtime.stdout_is_tty) + "\n")
         self.stdout.flush()
@@ -121,6 +345,16 @@ class Output:
             count += 1
             if count % 100 == 0:
                 self.stdout.flush()
+        self.stdout.flush()
+        return count
+
+    def text_lines(self, items: Iterable[Any]) -> int:
+        """``-o text`` of a listing, a line per item as items arrive; returns how many."""
+        count = 0
+        write = self.stdout.write
+        for item in items:
+            write(text_line(item) + "\n")
+            count += 1
         self.stdout.flush()
         return count
 

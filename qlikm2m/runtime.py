@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-OUTPUT_FORMATS = ("json", "yaml", "table")
+OUTPUT_FORMATS = ("json", "yaml", "table", "text")
 OUTPUT_ENV = "QLIKM2M_OUTPUT"
 
 

@@ -1,12 +1,11 @@
-"""What is drawn for a person at a terminal: result tables and the live reload spinners.
+"""What is drawn for a person at a terminal: the live reload spinners.
 
-The one module that imports rich, and only when a table or a spinner is actually drawn: never for
-``--help``, a pipe or JSON output. ``reload --wait`` prints plain lines when not on a terminal.
+The one module that imports rich, and only when a spinner is actually drawn: never for
+``--help``, a pipe, a table or JSON output. ``reload --wait`` prints plain lines when not on a terminal.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -18,69 +17,6 @@ if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.live import Live
     from rich.spinner import Spinner
-
-    from qlikm2m.runtime import Runtime
-
-
-_TABLE_MAX_COLUMNS = 8
-_TABLE_CELL_WIDTH = 60
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool | int | float):
-        text = json.dumps(value)
-    else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = " ".join(text.split())
-    return text if len(text) <= _TABLE_CELL_WIDTH else text[: _TABLE_CELL_WIDTH - 1] + "…"
-
-
-def render_table(runtime: Runtime, data: Any) -> None:
-    """A rich table for people: rows of a list of objects, or key/value pairs of one object."""
-    from rich.console import Console
-    from rich.table import Table
-
-    color = runtime.color_for(runtime.stdout)
-    console = Console(
-        file=runtime.stdout,
-        color_system="auto" if color else None,
-        no_color=not color,
-        highlight=False,
-        emoji=False,
-        markup=False,
-        soft_wrap=False,
-    )
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        data = data["data"]
-    if data == []:
-        # An empty frame says less than a sentence, and stdout stays empty for the pipe case.
-        runtime.stderr.write("(no results)\n")
-        return
-    if isinstance(data, list) and data and all(isinstance(row, dict) for row in data):
-        columns: list[str] = []
-        for row in data[:50]:
-            for key in row:
-                if key not in columns and len(columns) < _TABLE_MAX_COLUMNS:
-                    columns.append(key)
-        table = Table(*columns, show_lines=False, header_style="bold" if color else None)
-        for row in data:
-            table.add_row(*(_cell(row.get(column)) for column in columns))
-    elif isinstance(data, dict):
-        table = Table("key", "value", header_style="bold" if color else None)
-        for key, value in data.items():
-            table.add_row(str(key), _cell(value))
-    elif isinstance(data, list):
-        table = Table("value", header_style="bold" if color else None)
-        for value in data:
-            table.add_row(_cell(value))
-    else:
-        runtime.stdout.write(("" if data is None else _cell(data)) + "\n")
-        return
-    console.print(table)
 
 
 @dataclass

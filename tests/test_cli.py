@@ -206,3 +206,27 @@ def test_a_new_app_gets_its_groups_even_when_it_reuses_a_dead_apps_address() -> 
     counts = json.loads(done.stdout)
     assert counts["reused"] > 0, "no address was reused, so this run proves nothing"
     assert counts["short"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["reload", "--wait"], "Missing argument 'APP_ID'."),
+        (["tenant", "me", "--bogus"], "No such option: --bogus."),
+        (["-o", "bogus", "tenant", "me"], "'bogus' is not one of"),
+    ],
+)
+def test_usage_errors_keep_the_error_contract(args: list[str], said: str) -> None:
+    runtime = _runtime()
+    assert cli.main(args, runtime) == ExitCode.USAGE
+    lines = runtime.stderr.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert lines[0].startswith("error: ")
+    assert said in lines[0]
+    assert lines[1].startswith("hint: See `qlikm2m")
+    assert len(lines) == 2
+    as_json = _runtime(QLIKM2M_OUTPUT="json")
+    assert cli.main(args, as_json) == ExitCode.USAGE
+    [line] = as_json.stderr.getvalue().splitlines()  # type: ignore[attr-defined]
+    error = json.loads(line)["error"]
+    assert (error["kind"], error["exitCode"]) == ("usage", 2)
+    assert said in error["message"]

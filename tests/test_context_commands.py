@@ -259,7 +259,7 @@ def test_ls_json_lists_objects_with_boolean_current() -> None:
             "server": "https://t.example.com",
             "authType": "oauth",
             "current": True,
-            "comment": "",
+            "comment": None,
         },
         {
             "name": "b",
@@ -269,6 +269,25 @@ def test_ls_json_lists_objects_with_boolean_current() -> None:
             "comment": "second",
         },
     ]
+
+
+def test_ls_at_a_terminal_is_a_table_like_the_other_listings() -> None:
+    create("prod", "--use")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    runtime = Runtime(
+        env={**os.environ, "NO_COLOR": "1"},
+        stdin=io.StringIO(),
+        stdout=Terminal(),
+        stderr=io.StringIO(),
+    )
+    assert cli.main(["context", "ls"], runtime) == 0
+    lines = runtime.stdout.getvalue().splitlines()
+    assert lines[0].split() == ["NAME", "SERVER", "AUTH", "TYPE", "CURRENT", "COMMENT"]
+    assert lines[1].split() == ["prod", "https://t.example.com", "oauth", "yes"]
 
 
 def test_ls_with_no_contexts_is_an_empty_list() -> None:

@@ -21,7 +21,6 @@ from qlikm2m.listing import (
     page_size,
     short_time,
     spaces_listing,
-    write_table,
 )
 from qlikm2m.runtime import Runtime
 
@@ -197,6 +196,7 @@ def _runtime(
         (False, None, False, "json"),
         (True, None, False, "table"),
         (False, "table", False, "table"),
+        (False, "text", False, "text"),
     ],
 )
 def test_output_streams_before_the_last_record_is_fetched(
@@ -219,6 +219,10 @@ def test_output_streams_before_the_last_record_is_fetched(
         ]
     elif expected == "json":
         assert [record["id"] for record in json.loads(text)] == [f"i{n}" for n in range(500)]
+    elif expected == "text":
+        lines = text.splitlines()
+        assert len(lines) == 500
+        assert lines[0].split("\t") == ["i0", "item 0", "app", "x"]
     else:
         lines = text.splitlines()
         assert lines[0].split() == ["NAME", "ID", "TYPE", "SPACE", "UPDATED"]
@@ -252,11 +256,14 @@ def test_ndjson_with_another_format_is_a_usage_error() -> None:
         choose_format(_runtime(io.StringIO(), output="yaml"), ndjson=True)
 
 
-def test_table_widths_come_from_the_first_rows_and_later_long_cells_are_shortened() -> None:
-    out = io.StringIO()
-    rows = [["a", "1"], ["bb", "2"], ["c" * 30, "3"]]
-    write_table(out, ["NAME", "ID"], rows, sample=2)
-    lines = out.getvalue().splitlines()
-    assert lines[0] == "NAME  ID"
-    assert lines[1] == "a     1"
-    assert lines[3] == "ccc…  3"
+@pytest.mark.parametrize("output", ["table", "text", "yaml"])
+def test_a_query_applies_to_every_format(output: str) -> None:
+    """`apps ls --query "[?name=='item 3']" -o table` shows one row, not every record."""
+    pulled = [0]
+    stdout = Watched(pulled, tty=True)
+    runtime = _runtime(stdout, output=output, query="[?name=='item 3']")
+    emit_listing(runtime, items_listing(), LimitedItems(_source(20, pulled), None))
+    text = stdout.getvalue()
+    assert "i3" in text
+    assert "i4" not in text
+    assert "item 1" not in text

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from qlikm2m.errors import UsageError
-from qlikm2m.output import Output, compile_query, to_json
+from qlikm2m.output import Output, compile_query, to_json, to_text, write_table
 from qlikm2m.runtime import Runtime
 
 
@@ -70,8 +70,7 @@ def test_table_without_colour_when_piped() -> None:
     Output(runtime).emit({"data": [{"id": "1", "name": "one"}, {"id": "2", "name": "two"}]})
     text = _out(runtime)
     assert "\x1b[" not in text
-    for word in ("id", "name", "one", "two"):
-        assert word in text
+    assert text.splitlines() == ["ID  NAME", "1   one", "2   two"]
 
 
 def test_table_respects_no_color_on_a_terminal() -> None:
@@ -123,3 +122,89 @@ def test_streamed_array_equals_the_whole_array(tty: bool, count: int) -> None:
     text = _out(runtime)
     assert json.loads(text) == items
     assert text == to_json(items, pretty=tty) + "\n"
+
+
+def test_table_widths_come_from_the_first_rows_and_later_long_cells_are_shortened() -> None:
+    out = io.StringIO()
+    rows = [["a", "1"], ["bb", "2"], ["c" * 30, "3"]]
+    write_table(out, ["NAME", "ID"], rows, sample=2)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "NAME  ID"
+    assert lines[1] == "a     1"
+    assert lines[3] == "ccc…  3"
+
+
+def _table(data: Any, **env: str) -> list[str]:
+    runtime = _runtime(tty=True, output="table", NO_COLOR="1", **env)
+    Output(runtime).emit(data)
+    return _out(runtime).splitlines()
+
+
+def test_one_table_style_for_lists_and_objects() -> None:
+    rows = _table([{"name": "prod", "authType": "oauth", "current": True}])
+    assert rows[0].split() == ["NAME", "AUTH", "TYPE", "CURRENT"]
+    assert rows[1].split() == ["prod", "oauth", "yes"]
+    fields = _table({"name": "prod", "current": False, "comment": None})
+    assert fields[0].split() == ["KEY", "VALUE"]
+    assert fields[1].split() == ["name", "prod"]
+    assert fields[2].split() == ["current", "no"]
+    assert fields[3].split() == ["comment"]
+    # No box drawing, as in every listing.
+    assert not any(ch in "".join(rows + fields) for ch in "┏━│┃╭─")
+
+
+def test_nested_values_are_readable_not_cut_json() -> None:
+    lines = _table(
+        {
+            "name": "Sales",
+            "attributes": {"owner": "bot", "usage": "ANALYTICS"},
+            "tags": ["a", "b"],
+            "settings": [
+                {"name": "server", "value": "https://t", "source": "context"},
+                {"name": "scope", "value": "", "source": "default"},
+            ],
+        }
+    )
+    text = "\n".join(lines)
+    assert "attributes.owner" in text
+    assert "ANALYTICS" in text
+    assert any(line.split() == ["tags", "a,", "b"] for line in lines)
+    # A list of objects is a table of its own under its key.
+    title = lines.index("SETTINGS")
+    assert lines[title + 1].split() == ["NAME", "VALUE", "SOURCE"]
+    assert lines[title + 2].split() == ["server", "https://t", "context"]
+    assert "{" not in text
+
+
+def test_tables_fit_the_terminal_width() -> None:
+    records = [{"name": "x" * 40, "id": "y" * 40, "type": "shared"} for _ in range(3)]
+    lines = _table(records, COLUMNS="60")
+    assert max(len(line) for line in lines) <= 60
+    assert lines[1].split()[-1] == "shared"
+    wide = _table(records, COLUMNS="200")
+    assert wide[1].split()[0] == "x" * 40
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        ("sandbox", "sandbox\n"),
+        (None, "\n"),
+        (3, "3\n"),
+        (True, "true\n"),
+        (["a", "b"], "a\nb\n"),
+        ({"id": "1", "name": "one", "n": None}, "1\tone\t\n"),
+        ([{"id": "1", "tags": ["x"]}, {"id": "2", "tags": []}], '1\t["x"]\n2\t[]\n'),
+    ],
+)
+def test_text_prints_raw_values(data: Any, text: str) -> None:
+    assert to_text(data) == text
+    runtime = _runtime(output="text")
+    Output(runtime).emit(data)
+    assert _out(runtime) == text
+
+
+def test_text_after_a_query_is_the_raw_value() -> None:
+    runtime = _runtime(output="text", query="name")
+    Output(runtime).emit(DATA)
+    assert _out(runtime) == "Zoë\n"

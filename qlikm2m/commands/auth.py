@@ -32,8 +32,8 @@ def _token_facts(token: Token, now: float) -> dict[str, Any]:
     remaining = token.remaining(now)
     return {
         "origin": token.origin,
-        "expires_at": _iso(token.expires_at),
-        "expires_in": None if remaining is None else max(0, int(remaining)),
+        "expiresAt": _iso(token.expires_at),
+        "expiresIn": None if remaining is None else max(0, int(remaining)),
         "scope": token.scope,
     }
 
@@ -79,7 +79,7 @@ def register(root: typer.Typer) -> None:
             output.emit_text(f"QLIK_ACCESS_TOKEN={current.value}")
         else:
             facts = _token_facts(current, time.time())
-            output.emit({"access_token": current.value, "token_type": "Bearer", **facts})
+            output.emit({"accessToken": current.value, "tokenType": "Bearer", **facts})
 
     @app.command("status")
     @tenant_command
@@ -109,24 +109,7 @@ def register(root: typer.Typer) -> None:
                 exit_code = int(error.exit_code)
             used = client.tokens.last
         token_info = _token_facts(used, time.time()) if used else None
-        rows = settings.describe()
-        if runtime.output == "table":
-            if token_info:
-                expiry = token_info["expires_at"] or "unknown"
-                rows.append(
-                    {
-                        "name": "token",
-                        "value": f"expires {expiry}",
-                        "source": used.origin if used else "",
-                    }
-                )
-            summary = "ok" if check["ok"] else f"failed: {check['error']}"
-            if check["ok"]:
-                summary += f" ({check['user'].get('name') or check['user'].get('id')})"
-            rows.append({"name": "users/me", "value": summary, "source": "live check"})
-            output.emit(rows)
-        else:
-            output.emit({"settings": rows, "token": token_info, "check": check})
+        output.emit({"settings": settings.describe(), "token": token_info, "check": check})
         if exit_code:
             raise typer.Exit(exit_code)
 
@@ -172,6 +155,6 @@ def register(root: typer.Typer) -> None:
             dropped = drop_cached_tokens(
                 runtime.env, server=settings.server_url, client_id=settings.client_id.value
             )
-        output.emit({"revoked": revoked, "already_invalid": already_invalid, "dropped": dropped})
+        output.emit({"revoked": revoked, "alreadyInvalid": already_invalid, "dropped": dropped})
 
     root.add_typer(app, name="auth")

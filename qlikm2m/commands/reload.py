@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -10,7 +10,7 @@ from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_comm
 
 if TYPE_CHECKING:
     from qlikm2m.output import Output
-    from qlikm2m.reloads import Reporter, RunReport, WaitOptions
+    from qlikm2m.reloads import ReloadResult, Reporter, RunReport, WaitOptions
     from qlikm2m.runtime import Runtime
 
 EPILOG = (
@@ -149,14 +149,23 @@ def _reporter(runtime: Runtime) -> Reporter:
     return PlainReporter(runtime.stderr)
 
 
+def _entry(result: ReloadResult) -> dict[str, Any]:
+    """The app's last reload record, or ``{"appId", "error"}`` when no reload could start."""
+    if result.record is not None:
+        return dict(result.record)
+    entry: dict[str, Any] = {"appId": result.app_id, "id": None, "status": None}
+    if result.error is not None:
+        entry["error"] = result.error.to_dict()["error"]
+    return entry
+
+
 def _conclude(runtime: Runtime, output: Output, report: RunReport, *, waited: bool) -> None:
     """Records on stdout; log tails, the summary and Ctrl-C notes on stderr; then the exit code."""
     from qlikm2m.errors import ExitCode
     from qlikm2m.reloads import Outcome, describe, summary_lines
 
-    records = [dict(result.record) for result in report.results if result.record is not None]
-    if records:
-        output.emit(records[0] if len(report.results) == 1 else records)
+    # One entry per app id given, in order, whatever happened: the shape never depends on the data.
+    output.emit([_entry(result) for result in report.results])
     err = runtime.stderr
     for result in report.results:
         if result.outcome is Outcome.FAILED:

@@ -149,9 +149,9 @@ def test_auth_token_formats(sandbox: Sandbox, run_qlikm2m: Any) -> None:
     document = _json(run_qlikm2m("auth", "token", "--format", "json").stdout)
     assert header == f"Authorization: Bearer {raw}"
     assert env_line == f"QLIK_ACCESS_TOKEN={raw}"
-    assert document["access_token"] == raw
-    assert document["token_type"] == "Bearer"
-    assert 21000 < document["expires_in"] <= 21600
+    assert document["accessToken"] == raw
+    assert document["tokenType"] == "Bearer"
+    assert 21000 < document["expiresIn"] <= 21600
     assert sandbox.count(TOKEN) == 1
 
 
@@ -165,7 +165,7 @@ def test_auth_status_shows_sources_and_masks_the_secret(sandbox: Sandbox, run_ql
     assert rows["client_secret"]["source"] == "env QLIK_CLIENT_SECRET"
     assert sandbox.client_secret not in result.stdout
     assert status["check"]["ok"] is True
-    assert status["token"]["expires_in"] > 0
+    assert status["token"]["expiresIn"] > 0
     table = run_qlikm2m("-o", "table", "auth", "status")
     assert table.returncode == 0
     assert "env QLIK_SERVER" in table.stdout
@@ -187,7 +187,7 @@ def test_auth_revoke_revokes_and_drops(
     assert sandbox.live_tokens(sandbox.client_id) == 1
     result = run_qlikm2m("auth", "revoke")
     assert result.returncode == 0, result.stderr
-    assert _json(result.stdout) == {"revoked": 1, "already_invalid": 0, "dropped": 1}
+    assert _json(result.stdout) == {"revoked": 1, "alreadyInvalid": 0, "dropped": 1}
     assert sandbox.count("POST /oauth/revoke") == 1
     assert sandbox.live_tokens(sandbox.client_id) == 0
     assert _token_files(cli_env) == []

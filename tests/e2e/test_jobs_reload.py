@@ -71,7 +71,7 @@ def test_reload_without_wait_starts_it_and_returns(sandbox: Sandbox, run_qlikm2m
     app_id = sandbox.app_ids()[0]
     result = run_qlikm2m("reload", app_id, "--partial")
     assert result.returncode == 0, result.stderr
-    record = json.loads(result.stdout)
+    [record] = json.loads(result.stdout)
     assert record["appId"] == app_id
     assert record["status"] == "QUEUED"
     assert record["partial"] is True
@@ -83,7 +83,7 @@ def test_wait_until_succeeded_prints_the_final_record(sandbox: Sandbox, run_qlik
     app_id = sandbox.app_ids()[0]
     result = run_qlikm2m("reload", app_id, "--wait", *FAST)
     assert result.returncode == 0, result.stderr
-    record = json.loads(result.stdout)
+    [record] = json.loads(result.stdout)
     assert record["status"] == "SUCCEEDED"
     assert record["appId"] == app_id
     # Not a terminal: plain status lines, no spinner escape codes.
@@ -115,7 +115,7 @@ def test_a_reload_that_ends_without_data_is_exit_8_with_its_log_on_stderr(
     failing = make_sandbox(**{ending: (FAILING_APP,)})
     result = run_qlikm2m("reload", FAILING_APP, "--wait", *FAST, env=_env_for(failing, cli_env))
     assert result.returncode == 8, result.stderr
-    record = json.loads(result.stdout)
+    [record] = json.loads(result.stdout)
     assert record["status"] == status
     assert "the end of its log:" in result.stderr
     assert f"  | {log_line}" in result.stderr
@@ -137,7 +137,7 @@ def test_a_failed_reload_as_a_json_error(
     assert error["kind"] == "reload-failed"
     assert error["exitCode"] == 8
     assert error["status"] == "FAILED"
-    assert error["reloadId"] == json.loads(result.stdout)["id"]
+    assert error["reloadId"] == json.loads(result.stdout)[0]["id"]
 
 
 def test_a_reload_canceled_elsewhere_is_exit_8(
@@ -157,7 +157,7 @@ def test_a_reload_canceled_elsewhere_is_exit_8(
     finally:
         child.kill()
     assert child.returncode == 8, err
-    assert json.loads(out)["status"] == "CANCELED"
+    assert json.loads(out)[0]["status"] == "CANCELED"
     assert "Reload was canceled" in err
 
 
@@ -171,7 +171,7 @@ def test_timeout_is_exit_9_and_the_reload_goes_on(
         "reload", app_id, "--wait", "--timeout", "1s", "--poll-interval", "0.3", env=env
     )
     assert result.returncode == 9, result.stderr
-    record = json.loads(result.stdout)
+    [record] = json.loads(result.stdout)
     assert record["status"] in ("QUEUED", "RELOADING")
     assert f"reload {record['id']} of app {app_id} was still" in result.stderr
     assert "server-side" in result.stderr
@@ -192,7 +192,7 @@ def test_ctrl_c_stops_waiting_with_130_and_names_the_reload(
         ["reload", app_id, "--wait", *FAST], env, after=["RELOADING"], signum=signum
     )
     assert code == 130, err
-    record = json.loads(out)
+    [record] = json.loads(out)
     assert f"stopped waiting; reload {record['id']} goes on server-side" in err
     assert "Traceback" not in err
     after = run_qlikm2m("api", f"v1/reloads/{record['id']}", env=env)
@@ -247,7 +247,11 @@ def test_an_unknown_app_is_the_apis_refusal(sandbox: Sandbox, run_qlikm2m: Any) 
     result = run_qlikm2m("reload", "no-such-app", "--wait", *FAST)
     assert result.returncode == 5
     assert "403" in result.stderr
-    assert result.stdout == ""
+    # Still one entry per app id given, the failure included with its error.
+    [entry] = json.loads(result.stdout)
+    assert entry["appId"] == "no-such-app"
+    assert entry["id"] is None
+    assert entry["error"]["exitCode"] == 5
 
 
 def test_429s_while_polling_are_absorbed(sandbox: Sandbox, run_qlikm2m: Any) -> None:
@@ -260,7 +264,7 @@ def test_429s_while_polling_are_absorbed(sandbox: Sandbox, run_qlikm2m: Any) -> 
     )
     result = run_qlikm2m("-v", "reload", sandbox.app_ids()[0], "--wait", *FAST)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["status"] == "SUCCEEDED"
+    assert json.loads(result.stdout)[0]["status"] == "SUCCEEDED"
     assert len(sandbox.forced) == 0  # both 429s were served, and waited out
     assert result.stderr.count("HTTP 429; retrying") == 2
 
@@ -321,7 +325,7 @@ def test_the_tenants_own_rate_limit_while_polling_is_waited_out(
     env = _env_for(limited, cli_env)
     result = run_qlikm2m("-v", "reload", limited.app_ids()[0], "--wait", *FAST, env=env)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["status"] == "SUCCEEDED"
+    assert json.loads(result.stdout)[0]["status"] == "SUCCEEDED"
     assert "HTTP 429; retrying" in result.stderr
 
 
@@ -338,8 +342,11 @@ def test_ctrl_c_with_several_apps_names_every_reload_still_running(
         signum=signal.SIGINT,
     )
     assert code == 130, err
-    records = json.loads(out)
-    assert [r["appId"] for r in records] == apps[:2]
+    entries = json.loads(out)
+    # One entry per app id given: the third never started, so it has no reload id.
+    assert [r["appId"] for r in entries] == apps
+    assert entries[2]["id"] is None
+    records = entries[:2]
     assert "stopped waiting; these reloads go on server-side: " in err
     for record in records:
         assert f"{record['id']} (app {record['appId']})" in err

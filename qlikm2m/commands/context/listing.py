@@ -24,11 +24,12 @@ def ls(ctx: typer.Context) -> None:
             "server": context.server,
             "authType": context.auth_type,
             "current": context.name == contexts.current,
-            "comment": context.comment or "",
+            "comment": context.comment,
         }
         for context in sorted(contexts.contexts.values(), key=lambda c: c.name)
     ]
-    emit(runtime, rows)
+    # A listing like `spaces ls`: a table for a person at a terminal, JSON in a pipe.
+    emit(runtime, rows, listing=True)
 
 
 def use(

@@ -75,10 +75,10 @@ def context_view(context: Context, current: str | None, env: Any) -> dict[str, A
     }
 
 
-def emit(runtime: Runtime, data: Any) -> None:
+def emit(runtime: Runtime, data: Any, *, listing: bool = False) -> None:
     from qlikm2m.output import Output
 
-    Output(runtime).emit(data)
+    Output(runtime, listing=listing).emit(data)
 
 
 def warn_file_storage(prompter: Prompter, context: Context, env: Any) -> None:
