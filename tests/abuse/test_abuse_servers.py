@@ -11,13 +11,12 @@ from __future__ import annotations
 import datetime
 import json
 import ssl
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from abuse_support import (
+from harness import (
     CaptureServer,
     assert_clear_error,
     assert_json_error,
@@ -433,16 +432,14 @@ def test_stall_mid_body_is_exit_6_within_the_read_timeout(
     # Under the 64 KiB a token answer may have; more than one read of the body for the others.
     sandbox.force(status=200, stream_bytes=30_000, content_type="application/json",
                   stall_after=9_000, stall=300, match=match)  # fmt: skip
-    started = time.monotonic()
+    # The 1 s read timeout ends the run, not the 300 s stall: a run that waited for the stall
+    # would meet run_qlikm2m's 60 s timeout (no wall-clock bound of our own that load can break).
     result = run_qlikm2m(
         *(arg.replace("{tmp}", str(tmp_path)) for arg in args),
         env={**cli_env, "QLIKM2M_READ_TIMEOUT": "1"},
         timeout=60,
     )
-    elapsed = time.monotonic() - started
     assert_clear_error(result, 6, "read timeout")
-    # Bounded by the 1 s read timeout plus start-up, far from the 300 s stall.
-    assert elapsed < 30, elapsed
     assert not (tmp_path / "out.bin").exists()
 
 
