@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TextIO
 
 import keyring.backend
 from keyring.compat import properties
@@ -54,8 +54,9 @@ class CapturedRuntime(Runtime):
 
     @property
     def out(self) -> str:
-        assert isinstance(self.stdout, io.StringIO)
-        return self.stdout.getvalue()
+        getvalue = getattr(self.stdout, "getvalue", None)
+        assert callable(getvalue), "stdout is not a string stream"
+        return str(getvalue())
 
     @property
     def err(self) -> str:
@@ -69,28 +70,32 @@ def make_runtime(
     stdin: str = "",
     tty: bool = False,
     stdin_tty: bool = False,
+    stdout: TextIO | None = None,
     output: str | None = None,
     query: str | None = None,
     context: str | None = None,
     verbose: int = 0,
+    **variables: str,
 ) -> CapturedRuntime:
-    """A runtime for a unit test: exactly ``env`` (default: none) plus the isolated config and
-    cache folders (so nothing reaches the developer's own), ``stdin`` as input, string outputs.
+    """A runtime for a unit test: exactly ``env`` and ``variables`` (default: none) plus the
+    isolated config and cache folders (so nothing reaches the developer's own), ``stdin`` as
+    input, string outputs (``stdout`` replaces the standard output stream, e.g. a recorder).
 
     ``tty`` makes stdout and stderr terminals; ``stdin_tty`` stdin. The global options
     (``output``, ``query``, ``context``, ``verbose``) are set as the root callback would.
     """
-    variables = {
+    chosen = {
         name: os.environ[name]
         for name in ("QLIKM2M_CONFIG_DIR", "QLIKM2M_CACHE_DIR")
         if name in os.environ
     }
-    variables.update(env or {})
+    chosen.update(env or {})
+    chosen.update(variables)
     stream = TerminalStream if tty else io.StringIO
     return CapturedRuntime(
-        env=variables,
+        env=chosen,
         stdin=TerminalStream(stdin) if stdin_tty else io.StringIO(stdin),
-        stdout=stream(),
+        stdout=stdout if stdout is not None else stream(),
         stderr=stream(),
         output_flag=output,
         query=query,
