@@ -12,6 +12,8 @@ Fixtures (classes and helpers in ``harness.py``, sandbox fixtures in ``fixtures_
   ``returncode``/``stdout``/``stderr`` and ``json()``). ``env`` defaults to ``os.environ``.
   Prefer it to ``run_qlikm2m`` (a subprocess) unless the process boundary is what is tested:
   exit status of the interpreter, signals, start-up imports, terminals, file descriptors.
+- ``sandbox_cli(*args, env=None, ...)``: ``run_cli`` defaulting to ``cli_env`` (the sandbox),
+  the in-process twin of ``run_qlikm2m``.
 - ``make_runtime(env=None, *, stdin="", tty=False, output=None, query=None, ...)``: a
   ``Runtime`` over string streams for unit tests of commands' helpers (``.out``/``.err``).
 - ``fake_clock``: a ``FakeClock`` (call for the time, ``advance(s)``, ``sleep(s)`` recorded).
@@ -37,6 +39,7 @@ from harness import (
     FakeClock,
     HangingKeyring,
     MemoryKeyring,
+    RunCli,
     backend_name,
     invoke,
     make_runtime,
@@ -112,8 +115,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 # --- in-process runs ----------------------------------------------------------------------------
 
-RunCli = Callable[..., CliResult]
-
 
 @pytest.fixture
 def run_cli() -> RunCli:
@@ -128,6 +129,17 @@ def run_cli() -> RunCli:
         # ``input=`` as in subprocess.run / run_qlikm2m, so a converted test changes one name.
         text = stdin if input is None else input
         return invoke(list(args), env=env, stdin=text, tty=tty, stdin_tty=stdin_tty)
+
+    return run
+
+
+@pytest.fixture
+def sandbox_cli(run_cli: RunCli, cli_env: dict[str, str]) -> RunCli:
+    """``run_cli`` whose default environment is ``cli_env`` (the sandbox's QLIK_* settings), as
+    ``run_qlikm2m``'s is: converting a subprocess test changes only the fixture's name."""
+
+    def run(*args: str, env: Mapping[str, str] | None = None, **options: Any) -> CliResult:
+        return run_cli(*args, env=cli_env if env is None else env, **options)
 
     return run
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -127,6 +127,10 @@ class CliResult:
 
     def json(self) -> Any:
         return json.loads(self.out)
+
+
+# The type of the run_cli and sandbox_cli fixtures.
+RunCli = Callable[..., CliResult]
 
 
 def invoke(
