@@ -126,8 +126,8 @@ COMMAND_MODULES = (
 _VALUED_ROOT_OPTIONS = frozenset({"-c", "--context", "-o", "--output", "--query"})
 # Which groups were attached to which app: a fact about a live app object (groups are never
 # detached), so it may outlive a run, unlike per-run state (see runtime.open_run). Keyed by the
-# app object itself, weakly: an id() can be reused by a new app once the old one
-# is collected, and would then claim groups the new app never received.
+# app object itself, weakly: an id() can be reused by a new app once the old one is collected,
+# and would then claim groups the new app never received.
 _registered: weakref.WeakKeyDictionary[typer.Typer, set[str]] = weakref.WeakKeyDictionary()
 
 
@@ -198,8 +198,7 @@ def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
         with open_run():
             return _run(argv, runtime)
     finally:
-        # None: a handler installed outside Python, which cannot be put back (nor was replaced
-        # by anything but ours, which then stays).
+        # getsignal() says None for a handler set outside Python: that cannot be put back.
         if previous_sigterm is not None:
             signal.signal(signal.SIGTERM, previous_sigterm)
 
