@@ -19,7 +19,7 @@ import typer
 from qlikm2m import __version__
 from qlikm2m.errors import ExitCode, Interrupted, QlikM2MError, UsageError
 from qlikm2m.redaction import redact
-from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS, Runtime
+from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS, Runtime, open_run
 
 app = typer.Typer(
     name="qlikm2m",
@@ -125,8 +125,10 @@ COMMAND_MODULES = (
 )
 # Root options that take a value: the word after them is not the command name.
 _VALUED_ROOT_OPTIONS = frozenset({"-c", "--context", "-o", "--output", "--query"})
-# Keyed by the app object itself, weakly: an id() can be reused by a new app once the old one
-# is collected, and would then claim groups the new app never received.
+# Which groups were attached to which app: a fact about a live app object (groups are never
+# detached), so it may outlive a run, unlike per-run state (see runtime.open_run). Keyed by the
+# app object itself, weakly: an id() can be reused by a new app once the old one is collected,
+# and would then claim groups the new app never received.
 _registered: weakref.WeakKeyDictionary[typer.Typer, set[str]] = weakref.WeakKeyDictionary()
 
 
@@ -183,7 +185,26 @@ def _print_traceback(runtime: Runtime) -> None:
 
 
 def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
-    """Run the CLI and map every outcome to a documented exit code (docs/exit-codes.md)."""
+    """Run the CLI and map every outcome to a documented exit code (docs/exit-codes.md).
+
+    Each call is one run: what it registers or caches (secrets to redact, keyring backends) and
+    its SIGTERM handler end with it, so several calls in one process do not affect each other.
+    """
+    import signal
+    import threading
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_sigterm = signal.getsignal(signal.SIGTERM) if in_main_thread else None
+    try:
+        with open_run():
+            return _run(argv, runtime)
+    finally:
+        # getsignal() says None for a handler set outside Python: that cannot be put back.
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+
+
+def _run(argv: list[str] | None, runtime: Runtime | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     runtime = runtime or Runtime()
     _treat_sigterm_as_interrupt()

@@ -2,15 +2,27 @@
 
 Commands receive it as ``ctx.obj``; tests build one with explicit values instead of patching
 ``sys`` or ``os.environ``.
+
+Mutable state that modules would otherwise keep in globals (the secrets to redact, loaded keyring
+backends) lives in the current ``RunScope`` instead: ``cli.main`` opens one per invocation with
+``open_run()``, so several runs in one process (the test suite, a host embedding the CLI) never
+see each other's secrets or caches.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO, TypeVar, cast
+
+T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 OUTPUT_FORMATS = ("json", "yaml", "table", "text")
 OUTPUT_ENV = "QLIKM2M_OUTPUT"
@@ -83,3 +95,84 @@ class Runtime:
         if "NO_COLOR" in self.env:
             return False
         return self._isatty(stream)
+
+
+class RunScope:
+    """The mutable state of one run: values created on first use, dropped when the run ends.
+
+    Scopes nest (a run opened inside another, a test around a run): ``chain()`` yields this
+    scope and then the enclosing ones, innermost first, for state that a run should also see
+    from its callers (redaction masks what the caller registered too, never less).
+    """
+
+    def __init__(self, parent: RunScope | None = None) -> None:
+        self.parent = parent
+        self._values: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def local(self, key: str, factory: Callable[[], T]) -> T:
+        """This scope's value under ``key``, created with ``factory()`` on first use."""
+        with self._lock:
+            if key not in self._values:
+                self._values[key] = factory()
+            return cast(T, self._values[key])
+
+    def peek(self, key: str) -> Any | None:
+        """This scope's value under ``key`` if it was ever created, else None (creates nothing)."""
+        with self._lock:
+            return self._values.get(key)
+
+    def chain(self) -> Iterator[RunScope]:
+        scope: RunScope | None = self
+        while scope is not None:
+            yield scope
+            scope = scope.parent
+
+
+# Code that runs outside any run (the sandbox, a library caller) shares this one scope.
+_PROCESS_SCOPE = RunScope()
+_current_scope: ContextVar[RunScope] = ContextVar("qlikm2m_run_scope")
+
+
+def current_run() -> RunScope:
+    """The innermost open run scope of this context (threads started with a copied context see
+    their starter's), or the process-wide scope when no run is open."""
+    return _current_scope.get(_PROCESS_SCOPE)
+
+
+@contextmanager
+def open_run() -> Iterator[RunScope]:
+    """Open a fresh scope nested in the current one for the duration of the ``with`` block."""
+    scope = RunScope(current_run())
+    token = _current_scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _current_scope.reset(token)
+
+
+class RunLocalDict(MutableMapping[K, V]):
+    """A dict that each run gets afresh: a drop-in for a module-level cache dict whose entries
+    must not outlive the run that filled them."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def current(self) -> dict[K, V]:
+        """The current run's dict (pass it to threads that do not share the run's context)."""
+        return current_run().local(self._key, dict)
+
+    def __getitem__(self, key: K) -> V:
+        return self.current()[key]
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self.current()[key] = value
+
+    def __delitem__(self, key: K) -> None:
+        del self.current()[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(list(self.current()))
+
+    def __len__(self) -> int:
+        return len(self.current())

@@ -21,6 +21,7 @@ from qlikm2m import fileio, paths
 from qlikm2m.contexts import Context
 from qlikm2m.errors import ConfigError, KeyringError, UsageError
 from qlikm2m.redaction import redact, register_secret
+from qlikm2m.runtime import RunLocalDict
 
 SERVICE = "qlikm2m"
 TIMEOUT_ENV = "QLIKM2M_KEYRING_TIMEOUT"
@@ -94,8 +95,10 @@ def _is_usable(backend: object) -> bool:
     return "plaintext" not in name and not name.startswith("keyrings.alt.file.")
 
 
-# Loading a backend can cost a D-Bus round trip: once per process and backend is enough.
-_loaded_backends: dict[str | None, Any] = {}
+# Loading a backend can cost a D-Bus round trip: once per run and backend is enough. Per run, not
+# per process: a backend object loaded for one run (a test's in-memory double, a connection)
+# must not serve the next.
+_loaded_backends: RunLocalDict[str | None, Any] = RunLocalDict("secretstore.loaded_backends")
 
 
 class KeyringAdapter:
@@ -104,7 +107,9 @@ class KeyringAdapter:
     def __init__(self, env: Mapping[str, str], *, interactive: bool) -> None:
         self._backend_name = env.get(BACKEND_ENV) or None
         self._timeout = keyring_timeout(env, interactive=interactive)
-        self._backend: Any = _loaded_backends.get(self._backend_name)
+        # Taken here: the worker threads below do not share the run's context.
+        self._loaded = _loaded_backends.current()
+        self._backend: Any = self._loaded.get(self._backend_name)
 
     @property
     def timeout(self) -> float:
@@ -186,7 +191,7 @@ class KeyringAdapter:
             try:
                 if self._backend is None:
                     self._backend = self._load_backend()
-                    _loaded_backends[self._backend_name] = self._backend
+                    self._loaded[self._backend_name] = self._backend
                 outcome["value"] = operation(self._backend)
             except BaseException as error:
                 outcome["error"] = error

@@ -6,7 +6,10 @@
 - ``make_sandbox(**config)``: the same with custom settings (``items=``, ``rate_limit_tier1=``,
   ``max_tokens_per_client=``, ``fail_apps=``, ``clock=``, ``tls=False``...); stopped after the test.
 - ``cli_env``: os.environ plus QLIK_SERVER/QLIK_CLIENT_ID/QLIK_CLIENT_SECRET/QLIK_CA_BUNDLE.
-- ``run_qlikm2m(*args, env=None, input=None, timeout=60)``: run ``python -m qlikm2m`` in a subprocess.
+- ``run_qlikm2m(*args, env=None, input=None, timeout=60)``: run ``python -m qlikm2m`` in a subprocess
+  (only where the process boundary is what is tested; else ``run_cli`` from conftest.py).
+- ``tenant``: a ``Tenant``, the sandbox seen from a plain HTTPS client the way any Qlik client
+  would talk to it (the sandbox's own tests).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import trustme
 
 from qlikm2m.sandbox import Sandbox, SandboxConfig
@@ -100,6 +104,78 @@ def sandbox_env(sandbox: Sandbox, base: Mapping[str, str] | None = None) -> dict
 @pytest.fixture
 def cli_env(sandbox: Sandbox, isolated_dirs: dict[str, Path]) -> dict[str, str]:
     return sandbox_env(sandbox)
+
+
+# Seconds a sandbox's own test waits for one answer.
+TIMEOUT = 10
+
+
+class Tenant:
+    """A sandbox seen from a plain HTTP client, the way any Qlik client would talk to it."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.url = sandbox.url
+        self.session = requests.Session()
+        self.session.verify = sandbox.ca_bundle or True
+        self.session.trust_env = False
+
+    def credentials(self, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "client_id": self.sandbox.client_id,
+            "client_secret": self.sandbox.client_secret,
+            "grant_type": "client_credentials",
+        }
+        body.update(extra)
+        return body
+
+    def post_token(self, **kwargs: Any) -> requests.Response:
+        return self.session.post(f"{self.url}/oauth/token", timeout=TIMEOUT, **kwargs)
+
+    def token(self, **extra: Any) -> str:
+        response = self.post_token(json=self.credentials(**extra))
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def get(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        target = path if path.startswith("http") else f"{self.url}{path}"
+        return self.session.get(target, headers=headers, timeout=TIMEOUT, **kwargs)
+
+    def post(self, path: str, token: str | None = None, **kwargs: Any) -> requests.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return self.session.post(f"{self.url}{path}", headers=headers, timeout=TIMEOUT, **kwargs)
+
+    def collect(
+        self,
+        path: str,
+        token: str,
+        params: dict[str, str] | None = None,
+        *,
+        field: str | None = None,
+    ) -> list[Any]:
+        """Every entry of a list (or only its `field`), following links.next.href as given."""
+        entries: list[Any] = []
+        response = self.get(path, token, params=params)
+        while True:
+            assert response.status_code == 200, response.text
+            page = response.json()
+            entries.extend(page["data"] if field is None else [e[field] for e in page["data"]])
+            following = page["links"].get("next")
+            if not following:
+                return entries
+            response = self.get(following["href"], token)
+
+
+@pytest.fixture
+def tenant(sandbox: Sandbox) -> Iterator[Tenant]:
+    client = Tenant(sandbox)
+    yield client
+    client.session.close()
 
 
 RunQlikm2m = Callable[..., "subprocess.CompletedProcess[str]"]

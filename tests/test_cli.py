@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 import typer
+from harness import make_runtime
 
 from qlikm2m import __version__, cli
 from qlikm2m.errors import (
@@ -24,10 +24,6 @@ from qlikm2m.errors import (
 )
 from qlikm2m.redaction import register_secret
 from qlikm2m.runtime import Runtime
-
-
-def _runtime(**env: str) -> Runtime:
-    return Runtime(env=dict(env), stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
 
 
 def _app_raising(error: BaseException) -> typer.Typer:
@@ -67,9 +63,9 @@ def test_each_error_maps_to_its_exit_code_without_traceback(
     monkeypatch: pytest.MonkeyPatch, error: BaseException, code: ExitCode
 ) -> None:
     monkeypatch.setattr(cli, "app", _app_raising(error))
-    runtime = _runtime()
+    runtime = make_runtime()
     assert cli.main(["boom"], runtime) == code
-    err = runtime.stderr.getvalue()  # type: ignore[attr-defined]
+    err = runtime.err
     assert "Traceback" not in err
     assert err.strip(), "every failure says something on stderr"
     assert runtime.stdout.getvalue() == ""  # type: ignore[attr-defined]
@@ -79,23 +75,23 @@ def test_message_and_hint_are_printed_on_stderr(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(
         cli, "app", _app_raising(ConfigError("No tenant.", hint="Set QLIK_SERVER."))
     )
-    runtime = _runtime()
+    runtime = make_runtime()
     assert cli.main(["boom"], runtime) == ExitCode.CONFIG
     assert runtime.stderr.getvalue() == "error: No tenant.\nhint: Set QLIK_SERVER.\n"  # type: ignore[attr-defined]
 
 
 def test_verbose_adds_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "app", _app_raising(AuthError("refused")))
-    runtime = _runtime()
+    runtime = make_runtime()
     assert cli.main(["-v", "boom"], runtime) == ExitCode.AUTH
-    assert "Traceback" in runtime.stderr.getvalue()  # type: ignore[attr-defined]
+    assert "Traceback" in runtime.err
 
 
 def test_explicit_json_output_makes_errors_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "app", _app_raising(ApiError("gone", hint="check the id")))
-    runtime = _runtime()
+    runtime = make_runtime()
     assert cli.main(["-o", "json", "boom"], runtime) == ExitCode.API
-    body = json.loads(runtime.stderr.getvalue())  # type: ignore[attr-defined]
+    body = json.loads(runtime.err)
     assert body == {
         "error": {"kind": "api", "message": "gone", "exitCode": 5, "hint": "check the id"}
     }
@@ -103,7 +99,7 @@ def test_explicit_json_output_makes_errors_json(monkeypatch: pytest.MonkeyPatch)
 
 def test_json_errors_also_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cli, "app", _app_raising(NetworkError("down")))
-    runtime = _runtime(QLIKM2M_OUTPUT="json")
+    runtime = make_runtime(QLIKM2M_OUTPUT="json")
     assert cli.main(["boom"], runtime) == ExitCode.NETWORK
     assert json.loads(runtime.stderr.getvalue())["error"]["exitCode"] == 6  # type: ignore[attr-defined]
 
@@ -114,17 +110,17 @@ def test_registered_secrets_are_redacted_from_messages_and_tracebacks(
     secret = "s3cr3t-value-for-redaction"
     register_secret(secret)
     monkeypatch.setattr(cli, "app", _app_raising(RuntimeError(f"leaked {secret}")))
-    runtime = _runtime()
+    runtime = make_runtime()
     assert cli.main(["-v", "boom"], runtime) == ExitCode.UNEXPECTED
-    err = runtime.stderr.getvalue()  # type: ignore[attr-defined]
+    err = runtime.err
     assert "Traceback" in err
     assert secret not in err
 
 
 def test_unknown_option_is_a_usage_error() -> None:
-    runtime = _runtime()
+    runtime = make_runtime()
     assert cli.main(["--no-such-option"], runtime) == ExitCode.USAGE
-    assert "No such option" in runtime.stderr.getvalue()  # type: ignore[attr-defined]
+    assert "No such option" in runtime.err
 
 
 def test_version_in_a_subprocess_and_as_module() -> None:
@@ -217,14 +213,14 @@ def test_a_new_app_gets_its_groups_even_when_it_reuses_a_dead_apps_address() -> 
     ],
 )
 def test_usage_errors_keep_the_error_contract(args: list[str], said: str) -> None:
-    runtime = _runtime()
+    runtime = make_runtime()
     assert cli.main(args, runtime) == ExitCode.USAGE
     lines = runtime.stderr.getvalue().splitlines()  # type: ignore[attr-defined]
     assert lines[0].startswith("error: ")
     assert said in lines[0]
     assert lines[1].startswith("hint: See `qlikm2m")
     assert len(lines) == 2
-    as_json = _runtime(QLIKM2M_OUTPUT="json")
+    as_json = make_runtime(QLIKM2M_OUTPUT="json")
     assert cli.main(args, as_json) == ExitCode.USAGE
     [line] = as_json.stderr.getvalue().splitlines()  # type: ignore[attr-defined]
     error = json.loads(line)["error"]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_secretstore import MemoryKeyring
+from harness import LockedKeyring, MemoryKeyring
 
-from qlikm2m import cli, secretstore
+from qlikm2m import cli
 from qlikm2m.contexts import contexts_path, load_contexts
 from qlikm2m.runtime import Runtime
 from qlikm2m.secretstore import SERVICE, secret_file_path
@@ -39,13 +39,11 @@ class Result:
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[tuple[str, str], str]]:
-    MemoryKeyring.store.clear()
-    MemoryKeyring.calls.clear()
-    secretstore._loaded_backends.clear()
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "test_secretstore.MemoryKeyring")
-    yield MemoryKeyring.store
-    secretstore._loaded_backends.clear()
+def every_test_has_a_memory_keyring(
+    memory_keyring: dict[tuple[str, str], str],
+) -> dict[tuple[str, str], str]:
+    """The shared in-memory keyring double (tests/harness.py), empty at the start of each test."""
+    return memory_keyring
 
 
 def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> Result:
@@ -386,10 +384,10 @@ def test_rm_removes_context_and_keyring_entry(memory_keyring: dict[Any, str]) ->
 
 
 def test_rm_with_a_failing_keyring_keeps_the_context_unless_forced(
-    monkeypatch: pytest.MonkeyPatch,
+    keyring_backend: Any,
 ) -> None:
     create("a")
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "test_secretstore.LockedKeyring")
+    keyring_backend(LockedKeyring)
     result = run("context", "rm", "a")
     assert result.code == 7
     assert "--force" in result.err
@@ -616,9 +614,9 @@ class SecondWriteFails(MemoryKeyring):
 
 
 def test_import_is_all_or_nothing_when_the_keyring_fails_midway(
-    qlik_cli_file: Path, monkeypatch: pytest.MonkeyPatch
+    qlik_cli_file: Path, keyring_backend: Any
 ) -> None:
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "test_context_commands.SecondWriteFails")
+    keyring_backend(SecondWriteFails)
     result = run("context", "import-qlik-cli", str(qlik_cli_file))
     assert result.code == 7
     assert "keyring is full" in result.err

@@ -1,4 +1,8 @@
-"""`qlikm2m doctor` end to end against the sandbox: each failure found, named, fixed, exit-coded."""
+"""`qlikm2m doctor` against the sandbox: each failure found, named, fixed, exit-coded.
+
+The real entry point, in-process: no check depends on the process boundary (tests/e2e runs the
+command in processes; tests/test_diagnostics.py calls the checks directly).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fixtures_sandbox import RunQlikm2m
+from harness import RunCli
 
 from qlikm2m.sandbox import Sandbox
 
@@ -19,9 +23,9 @@ def _checks(stdout: str) -> dict[str, dict[str, Any]]:
 
 
 def test_healthy_setup_passes_every_network_and_credential_check(
-    run_qlikm2m: RunQlikm2m, sandbox: Sandbox
+    sandbox_cli: RunCli, sandbox: Sandbox
 ) -> None:
-    done = run_qlikm2m("-o", "json", "doctor")
+    done = sandbox_cli("-o", "json", "doctor")
     assert done.returncode == 0, done.stderr
     checks = _checks(done.stdout)
     for name in ("settings", "dns", "tcp", "tls", "clock", "token", "users/me", "proxy"):
@@ -35,10 +39,10 @@ def test_healthy_setup_passes_every_network_and_credential_check(
 
 
 def test_wrong_secret_fails_the_token_check_with_exit_4(
-    run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
+    sandbox_cli: RunCli, cli_env: dict[str, str]
 ) -> None:
     env = {**cli_env, "QLIK_CLIENT_SECRET": "not-the-secret-at-all"}
-    done = run_qlikm2m("-o", "json", "doctor", env=env)
+    done = sandbox_cli("-o", "json", "doctor", env=env)
     assert done.returncode == 4
     checks = _checks(done.stdout)
     assert checks["token"]["status"] == "fail"
@@ -47,11 +51,11 @@ def test_wrong_secret_fails_the_token_check_with_exit_4(
 
 
 def test_untrusted_certificate_fails_tls_and_skips_the_rest(
-    run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
+    sandbox_cli: RunCli, cli_env: dict[str, str]
 ) -> None:
     env = dict(cli_env)
     del env["QLIK_CA_BUNDLE"]
-    done = run_qlikm2m("-o", "json", "doctor", env=env)
+    done = sandbox_cli("-o", "json", "doctor", env=env)
     assert done.returncode == 6
     checks = _checks(done.stdout)
     assert checks["tls"]["status"] == "fail"
@@ -61,10 +65,10 @@ def test_untrusted_certificate_fails_tls_and_skips_the_rest(
 
 
 def test_missing_settings_fail_with_exit_3_and_skip_the_network(
-    run_qlikm2m: RunQlikm2m,
+    sandbox_cli: RunCli,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QLIK_")}
-    done = run_qlikm2m("-o", "json", "doctor", env=env)
+    done = sandbox_cli("-o", "json", "doctor", env=env)
     assert done.returncode == 3
     checks = _checks(done.stdout)
     assert checks["settings"]["status"] == "fail"
@@ -72,13 +76,13 @@ def test_missing_settings_fail_with_exit_3_and_skip_the_network(
 
 
 def test_a_readable_file_in_the_cache_is_a_failure_with_the_chmod_fix(
-    run_qlikm2m: RunQlikm2m, isolated_dirs: dict[str, Path]
+    sandbox_cli: RunCli, isolated_dirs: dict[str, Path]
 ) -> None:
     cache = isolated_dirs["cache"]
     cache.mkdir(mode=0o700)
     (cache / "stray.json").write_text("{}")
     os.chmod(cache / "stray.json", 0o644)
-    done = run_qlikm2m("-o", "json", "doctor")
+    done = sandbox_cli("-o", "json", "doctor")
     assert done.returncode == 3
     check = _checks(done.stdout)["cache dir"]
     assert check["status"] == "fail"
@@ -87,15 +91,15 @@ def test_a_readable_file_in_the_cache_is_a_failure_with_the_chmod_fix(
 
 
 def test_a_cache_folder_others_can_list_is_a_warning(
-    run_qlikm2m: RunQlikm2m, isolated_dirs: dict[str, Path]
+    sandbox_cli: RunCli, isolated_dirs: dict[str, Path]
 ) -> None:
     # What a CI job gets when it creates QLIKM2M_CACHE_DIR itself with mkdir: commands work in
     # it (every file is 0600), so doctor must not fail the job for it.
     cache = isolated_dirs["cache"]
     cache.mkdir(mode=0o755)
     os.chmod(cache, 0o755)  # noqa: S103  (the point of the test)
-    assert run_qlikm2m("tenant", "me").returncode == 0
-    done = run_qlikm2m("-o", "json", "doctor")
+    assert sandbox_cli("tenant", "me").returncode == 0
+    done = sandbox_cli("-o", "json", "doctor")
     assert done.returncode == 0, done.stdout
     check = _checks(done.stdout)["cache dir"]
     assert check["status"] == "warn"
@@ -104,7 +108,7 @@ def test_a_cache_folder_others_can_list_is_a_warning(
 
 
 def test_clock_skew_against_the_server_date_is_reported(
-    run_qlikm2m: RunQlikm2m, sandbox: Sandbox
+    sandbox_cli: RunCli, sandbox: Sandbox
 ) -> None:
     an_hour_ago = email.utils.formatdate(time.time() - 3600, usegmt=True)
     sandbox.force(
@@ -113,7 +117,7 @@ def test_clock_skew_against_the_server_date_is_reported(
         headers={"Date": an_hour_ago},
         body={},
     )
-    done = run_qlikm2m("-o", "json", "doctor")
+    done = sandbox_cli("-o", "json", "doctor")
     check = _checks(done.stdout)["clock"]
     assert check["status"] == "fail", check
     assert "ahead of the server" in check["detail"]
@@ -121,14 +125,14 @@ def test_clock_skew_against_the_server_date_is_reported(
 
 
 def test_text_report_has_one_line_per_check_and_hides_proxy_passwords(
-    run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
+    sandbox_cli: RunCli, cli_env: dict[str, str]
 ) -> None:
     env = {
         **cli_env,
         "HTTPS_PROXY": "http://alice:proxy-password-123@127.0.0.1:9",
         "NO_PROXY": "127.0.0.1,localhost",
     }
-    done = run_qlikm2m("doctor", env=env)
+    done = sandbox_cli("doctor", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert any(line.startswith("ok") and "users/me" in line for line in lines)

@@ -1,22 +1,21 @@
-"""The HTTP layer against a real local server: retries, redirects, timeouts, TLS, error bodies."""
+"""The HTTP layer against the sandbox's forced responses: retries, redirects, timeouts, TLS, error bodies."""
 
 from __future__ import annotations
 
 import io
 import json
 import ssl
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import trustme
 import truststore
+from fixtures_sandbox import Tenant
+from harness import CaptureServer, FakeClock
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,97 +34,19 @@ from qlikm2m.http import (
     tls_context,
 )
 from qlikm2m.redaction import register_secret
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: bytes = b"{}"
-    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
-    delay: float = 0.0
-    chunks: int = 0  # stream the body this many times (for huge bodies)
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-class Scripted:
-    """A local server answering each path from a list of replies (the last one repeats)."""
-
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.routes: dict[str, list[Reply]] = {}
-        self.seen: list[Seen] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _any(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                path = self.path.split("?", 1)[0]
-                owner.seen.append(Seen(self.command, self.path, dict(self.headers), body))
-                replies = owner.routes.get(path) or [Reply(404, b'{"errors":[{"title":"nope"}]}')]
-                reply = replies.pop(0) if len(replies) > 1 else replies[0]
-                if reply.delay:
-                    time.sleep(reply.delay)
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                total = len(reply.body) * max(1, reply.chunks)
-                self.send_header("Content-Length", str(total))
-                self.end_headers()
-                try:
-                    for _ in range(max(1, reply.chunks)):
-                        self.wfile.write(reply.body)
-                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-                    pass
-
-            do_GET = do_POST = do_PUT = do_DELETE = _any
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        if tls is not None:
-            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        self.scheme = "https" if tls else "http"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.server.server_address[1]}"
-
-    def route(self, path: str, *replies: Reply) -> None:
-        self.routes[path] = list(replies)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from qlikm2m.sandbox import Sandbox
 
 
 @pytest.fixture
-def server() -> Iterator[Scripted]:
-    scripted = Scripted()
-    yield scripted
-    scripted.close()
+def server(make_sandbox: Callable[..., Sandbox]) -> Sandbox:
+    """A plain-HTTP sandbox on loopback: its forced responses play every server these need."""
+    return make_sandbox(tls=False)
 
 
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
+@pytest.fixture
+def clock() -> FakeClock:
+    """The transport's sleeps, recorded instead of waited for."""
+    return FakeClock()
 
 
 def _transport(
@@ -137,7 +58,7 @@ def _transport(
     return Transport(
         HttpOptions(**{"connect_timeout": 2.0, "read_timeout": 5.0, **options}),
         trace=trace,
-        sleep=sleep or Sleeps(),
+        sleep=sleep or FakeClock().sleep,
         rand=lambda: 1.0,
     )
 
@@ -223,47 +144,49 @@ def test_backoff_grows_and_is_capped() -> None:
 # --- the transport ---
 
 
-def test_user_agent_and_timeout_are_sent(server: Scripted) -> None:
+def test_user_agent_is_sent() -> None:
     import requests
 
-    server.route("/api/v1/x", Reply(200, b'{"ok": true}'))
-    response = _transport().request("GET", server.url + "/api/v1/x")
-    assert response.json() == {"ok": True}
-    user_agent = server.seen[0].headers["User-Agent"]
+    # The sandbox does not keep requests' headers; the harness's recording server does.
+    recorder = CaptureServer(host="127.0.0.1")
+    try:
+        response = _transport().request("GET", recorder.url + "/api/v1/x")
+        assert response.json()["id"] == "captured"
+        user_agent = recorder.seen[0].headers["User-Agent"]
+    finally:
+        recorder.close()
     assert user_agent == f"qlikm2m/{__version__} python-requests/{requests.__version__}"
 
 
-def test_429_honours_retry_after(server: Scripted) -> None:
-    server.route(
-        "/api/v1/x",
-        Reply(429, b'{"errors":[{"code":"HTTP-429"}]}', {"retry-after": "1"}),
-        Reply(200, b'{"ok": 1}'),
-    )
-    sleeps = Sleeps()
-    response = _transport(sleep=sleeps).request("POST", server.url + "/api/v1/x", json_body={})
+def test_429_honours_retry_after(server: Sandbox, clock: FakeClock) -> None:
+    server.force(status=429, body={"errors": [{"code": "HTTP-429"}]},
+                 headers={"retry-after": "1"}, match="POST /api/v1/x")  # fmt: skip
+    server.force(body={"ok": 1}, match="POST /api/v1/x")
+    response = _transport(sleep=clock.sleep).request("POST", server.url + "/api/v1/x", json_body={})
     assert response.status == 200
-    assert sleeps.calls == [1.0]
-    assert len(server.seen) == 2
+    assert clock.sleeps == [1.0]
+    assert server.count("POST /api/v1/x") == 2
 
 
-def test_retry_after_beyond_the_budget_is_not_waited_for(server: Scripted) -> None:
-    server.route("/api/v1/x", Reply(429, b"{}", {"retry-after": "500"}), Reply(200))
-    sleeps = Sleeps()
-    response = _transport(sleep=sleeps, max_retry_wait=10).request("GET", server.url + "/api/v1/x")
+def test_retry_after_beyond_the_budget_is_not_waited_for(server: Sandbox, clock: FakeClock) -> None:
+    server.force(status=429, body={}, headers={"retry-after": "500"}, match="GET /api/v1/x")
+    response = _transport(sleep=clock.sleep, max_retry_wait=10).request(
+        "GET", server.url + "/api/v1/x"
+    )
     assert response.status == 429
-    assert sleeps.calls == []
+    assert clock.sleeps == []
     with pytest.raises(NetworkError) as caught:
         raise_for_status(response)
     assert "500" in (caught.value.hint or "")
 
 
-def test_repeated_html_502_ends_in_a_network_error(server: Scripted) -> None:
-    html = b"<html><head><title>502 Bad Gateway</title></head></html>"
-    server.route("/api/v1/x", Reply(502, html, {"Content-Type": "text/html"}))
-    sleeps = Sleeps()
-    response = _transport(sleep=sleeps, max_retries=3).request("GET", server.url + "/api/v1/x")
-    assert len(server.seen) == 4
-    assert sleeps.calls == [0.5, 1.0, 2.0]
+def test_repeated_html_502_ends_in_a_network_error(server: Sandbox, clock: FakeClock) -> None:
+    html = "<html><head><title>502 Bad Gateway</title></head></html>"
+    server.force(status=502, body=html, content_type="text/html", match="GET /api/v1/x",
+                 times=None)  # fmt: skip
+    response = _transport(sleep=clock.sleep, max_retries=3).request("GET", server.url + "/api/v1/x")
+    assert server.count("GET /api/v1/x") == 4
+    assert clock.sleeps == [0.5, 1.0, 2.0]
     with pytest.raises(NetworkError) as caught:
         raise_for_status(response)
     message = caught.value.message
@@ -272,91 +195,94 @@ def test_repeated_html_502_ends_in_a_network_error(server: Scripted) -> None:
     assert "\n" not in message
 
 
-def test_502_is_not_retried_for_post(server: Scripted) -> None:
-    server.route("/api/v1/x", Reply(502, b""), Reply(200))
+def test_502_is_not_retried_for_post(server: Sandbox) -> None:
+    server.force(status=502, match="POST /api/v1/x")
+    server.force(status=200, match="POST /api/v1/x")
     response = _transport().request("POST", server.url + "/api/v1/x", json_body={"a": 1})
     assert response.status == 502
-    assert len(server.seen) == 1
+    assert server.count("POST /api/v1/x") == 1
 
 
-def test_total_wait_is_bounded(server: Scripted) -> None:
-    server.route("/api/v1/x", Reply(503, b""))
-    sleeps = Sleeps()
-    _transport(sleep=sleeps, max_retries=10, max_retry_wait=3.0).request(
+def test_total_wait_is_bounded(server: Sandbox, clock: FakeClock) -> None:
+    server.force(status=503, match="GET /api/v1/x", times=None)
+    _transport(sleep=clock.sleep, max_retries=10, max_retry_wait=3.0).request(
         "GET", server.url + "/api/v1/x"
     )
-    assert sum(sleeps.calls) <= 3.0
-    assert sleeps.calls == [0.5, 1.0]
+    assert sum(clock.sleeps) <= 3.0
+    assert clock.sleeps == [0.5, 1.0]
 
 
-def test_redirect_keeps_authorization_on_the_same_origin_only(server: Scripted) -> None:
-    other = Scripted()
+def test_redirect_keeps_authorization_on_the_same_origin_only(server: Sandbox) -> None:
+    token = Tenant(server).token()
+    elsewhere = CaptureServer(host="127.0.0.2")
     try:
-        server.route("/api/v1/users/me", Reply(301, b"", {"Location": "/api/v1/users/u1"}))
-        server.route("/api/v1/users/u1", Reply(302, b"", {"Location": other.url + "/elsewhere"}))
-        other.route("/elsewhere", Reply(200, b'{"id": "u1"}'))
-        token = "bearer-token-value-1234567890"
-        response = _transport().request("GET", server.url + "/api/v1/users/me", bearer=token)
-        assert response.json() == {"id": "u1"}
-        assert server.seen[0].headers["Authorization"] == f"Bearer {token}"
-        assert server.seen[1].headers["Authorization"] == f"Bearer {token}"
-        assert "Authorization" not in other.seen[0].headers
+        # Two same-origin hops end at an endpoint that needs the token: a 200 proves it went
+        # along; the last hop to another origin must arrive without it.
+        server.force(status=301, location="/api/v1/users/me", match="GET /api/v1/x")
+        response = _transport().request("GET", server.url + "/api/v1/x", bearer=token)
+        assert response.status == 200, response.read_prefix()
+        assert response.json()["subject"].startswith("qlikbot")
+        server.force(status=302, location=elsewhere.url + "/elsewhere", match="GET /api/v1/y")
+        moved = _transport().request("GET", server.url + "/api/v1/y", bearer=token)
+        assert moved.json()["id"] == "captured"
+        [arrived] = elsewhere.seen
     finally:
-        other.close()
+        elsewhere.close()
+    assert "authorization" not in {name.lower() for name in arrived.headers}
 
 
-def test_redirect_loop_is_a_network_error(server: Scripted) -> None:
-    server.route("/a", Reply(302, b"", {"Location": "/b"}))
-    server.route("/b", Reply(302, b"", {"Location": "/a"}))
+def test_redirect_loop_is_a_network_error(server: Sandbox) -> None:
+    server.force(status=302, location="/b", match="GET /a", times=None)
+    server.force(status=302, location="/a", match="GET /b", times=None)
     with pytest.raises(NetworkError, match="Too many redirects"):
         _transport().request("GET", server.url + "/a")
 
 
-def test_303_after_post_becomes_get(server: Scripted) -> None:
-    server.route("/api/v1/x", Reply(303, b"", {"Location": "/api/v1/y"}))
-    server.route("/api/v1/y", Reply(200, b"[]"))
+def test_303_after_post_becomes_get(server: Sandbox) -> None:
+    server.force(status=303, location="/api/v1/y", match="POST /api/v1/x")
+    server.force(body=[], match="GET /api/v1/y")
     _transport().request("POST", server.url + "/api/v1/x", json_body={"a": 1})
-    assert [s.method for s in server.seen] == ["POST", "GET"]
+    assert (server.count("POST /api/v1/x"), server.count("GET /api/v1/y")) == (1, 1)
 
 
-def test_read_timeout_names_the_timeout(server: Scripted) -> None:
-    server.route("/slow", Reply(200, b"{}", delay=1.5))
+def test_read_timeout_names_the_timeout(server: Sandbox) -> None:
+    server.force(body={}, delay=1.5, match="GET /slow")
     with pytest.raises(NetworkError) as caught:
         _transport(read_timeout=0.3).request("GET", server.url + "/slow")
     assert "read timeout of 0.3 s" in caught.value.message
-    assert len(server.seen) == 1  # a timeout is not retried: the bound stays the timeout
+    assert server.count("GET /slow") == 1  # a timeout is not retried: the bound stays the timeout
 
 
-def test_connection_refused_is_retried_then_a_network_error() -> None:
+def test_connection_refused_is_retried_then_a_network_error(clock: FakeClock) -> None:
     import socket
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sleeps = Sleeps()
     with pytest.raises(NetworkError) as caught:
-        _transport(sleep=sleeps, max_retries=2).request(
+        _transport(sleep=clock.sleep, max_retries=2).request(
             "POST", f"http://127.0.0.1:{port}/api/v1/x", json_body={}
         )
     assert "connection refused" in caught.value.message
     # Nothing was sent, so even a POST may be retried.
-    assert len(sleeps.calls) == 2
+    assert len(clock.sleeps) == 2
 
 
-def test_huge_bodies_are_bounded(server: Scripted) -> None:
-    chunk = b"x" * (1024 * 1024)
-    server.route("/big", Reply(500, chunk, {"Content-Type": "text/plain"}, chunks=200))
+def test_huge_bodies_are_bounded(server: Sandbox) -> None:
+    server.force(status=500, stream_bytes=200 * 1024 * 1024, content_type="text/plain",
+                 match="GET /big")  # fmt: skip
     response = _transport(max_retries=0).request("GET", server.url + "/big")
     error = error_for(response)
     assert isinstance(error, NetworkError)
     assert len(response.read_prefix()) <= 64 * 1024
-    server.route("/big-ok", Reply(200, chunk, chunks=100))
+    server.force(status=200, stream_bytes=100 * 1024 * 1024, content_type="application/json",
+                 match="GET /big-ok")  # fmt: skip
     with pytest.raises(ApiError, match="larger than"):
         _transport().request("GET", server.url + "/big-ok").read()
 
 
-def test_invalid_json_is_an_api_error(server: Scripted) -> None:
-    server.route("/bad", Reply(200, b'{"data": [1, 2'))
+def test_invalid_json_is_an_api_error(server: Sandbox) -> None:
+    server.force(body=b'{"data": [1, 2', content_type="application/json", match="GET /bad")
     with pytest.raises(ApiError, match="not valid JSON"):
         _transport().request("GET", server.url + "/bad").json()
 
@@ -365,9 +291,9 @@ def test_invalid_json_is_an_api_error(server: Scripted) -> None:
     ("status", "error_type"),
     [(401, AuthError), (403, ApiError), (404, ApiError), (409, ApiError), (500, NetworkError)],
 )
-def test_status_mapping(server: Scripted, status: int, error_type: type[Exception]) -> None:
-    body = json.dumps({"errors": [{"title": "Nope", "detail": "because", "status": status}]})
-    server.route("/api/v1/x", Reply(status, body.encode()))
+def test_status_mapping(server: Sandbox, status: int, error_type: type[Exception]) -> None:
+    body = {"errors": [{"title": "Nope", "detail": "because", "status": status}]}
+    server.force(status=status, body=body, match="GET /api/v1/x")
     response = _transport(max_retries=0).request("GET", server.url + "/api/v1/x")
     with pytest.raises(error_type) as caught:
         raise_for_status(response)
@@ -375,13 +301,10 @@ def test_status_mapping(server: Scripted, status: int, error_type: type[Exceptio
     assert "Nope: because" in str(caught.value)
 
 
-def test_trace_redacts_the_token(server: Scripted) -> None:
+def test_trace_redacts_the_token(server: Sandbox) -> None:
     token = "trace-token-abcdefghijklmnop"
     register_secret(token)
-    server.route(
-        "/api/v1/x",
-        Reply(200, b"{}", {"Content-Type": "application/json", "RateLimit-Remaining": "99"}),
-    )
+    server.force(body={}, headers={"RateLimit-Remaining": "99"}, match="GET /api/v1/x")
     trace = io.StringIO()
     _transport(trace=trace).request(
         "GET", server.url + "/api/v1/x", params={"token": token}, bearer=token
@@ -402,41 +325,29 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-@pytest.fixture
-def tls_server(ca: trustme.CA) -> Iterator[Scripted]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
-    scripted = Scripted(tls=context)
-    yield scripted
-    scripted.close()
-
-
-def test_untrusted_certificate_hints_at_ca_bundle(tls_server: Scripted) -> None:
-    tls_server.route("/x", Reply(200))
+def test_untrusted_certificate_hints_at_ca_bundle(sandbox: Sandbox) -> None:
+    # The sandbox's certificate comes from the suite's own CA, which the OS store lacks.
     with pytest.raises(NetworkError) as caught:
-        _transport().request("GET", tls_server.url + "/x")
+        _transport().request("GET", sandbox.url + "/x")
     assert "TLS verification of 127.0.0.1 failed" in caught.value.message
     assert "--ca-bundle" in (caught.value.hint or "")
     assert "QLIK_CA_BUNDLE" in (caught.value.hint or "")
 
 
-def test_ca_bundle_is_trusted_in_addition_to_the_system(
-    tls_server: Scripted, ca: trustme.CA, tmp_path: Any
-) -> None:
-    pem = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(pem))
-    tls_server.route("/x", Reply(200, b'{"tls": true}'))
-    transport = _transport(ca_bundle=str(pem))
-    assert transport.request("GET", tls_server.url + "/x").json() == {"tls": True}
+def test_ca_bundle_is_trusted_in_addition_to_the_system(sandbox: Sandbox) -> None:
+    sandbox.force(body={"tls": True}, match="GET /x", times=2)
+    transport = _transport(ca_bundle=sandbox.ca_bundle)
+    assert transport.request("GET", sandbox.url + "/x").json() == {"tls": True}
     # The connection is reused for the next request.
-    assert transport.request("GET", tls_server.url + "/x").json() == {"tls": True}
+    assert transport.request("GET", sandbox.url + "/x").json() == {"tls": True}
+    assert sandbox.state.stats.connections == 1
 
 
-def test_unreadable_ca_bundle_is_a_config_error(tmp_path: Any, tls_server: Scripted) -> None:
+def test_unreadable_ca_bundle_is_a_config_error(tmp_path: Any, sandbox: Sandbox) -> None:
     pem = tmp_path / "ca.pem"
     pem.write_text("not a certificate")
     with pytest.raises(ConfigError, match="could not be loaded"):
-        _transport(ca_bundle=str(pem)).request("GET", tls_server.url + "/x")
+        _transport(ca_bundle=str(pem)).request("GET", sandbox.url + "/x")
 
 
 @pytest.fixture
@@ -494,9 +405,9 @@ def test_requests_ca_bundle_naming_the_os_trust_file_is_not_loaded_again(
     assert default.ca_certs is None  # never certifi's bundle: the OS store replaces it
 
 
-def test_header_trace_masks_the_authorization(server: Scripted) -> None:
+def test_header_trace_masks_the_authorization(server: Sandbox) -> None:
     token = "header-trace-token-abcdefghijklmnop"
-    server.route("/api/v1/x", Reply(200, b"{}", {"Content-Type": "application/json"}))
+    server.force(body={}, match="GET /api/v1/x")
     trace = io.StringIO()
     transport = Transport(HttpOptions(), trace=trace, trace_headers=True)
     transport.request("GET", server.url + "/api/v1/x", bearer=token)

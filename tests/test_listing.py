@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from harness import make_runtime
 
 from qlikm2m.errors import UsageError
 from qlikm2m.listing import (
@@ -22,7 +23,6 @@ from qlikm2m.listing import (
     short_time,
     spaces_listing,
 )
-from qlikm2m.runtime import Runtime
 
 
 class Pages:
@@ -176,19 +176,6 @@ def _source(total: int, pulled: list[int]) -> Iterator[dict[str, Any]]:
         yield {"id": f"i{n}", "name": f"item {n}", "resourceType": "app", "updatedAt": "x"}
 
 
-def _runtime(
-    stdout: io.StringIO, *, output: str | None = None, query: str | None = None
-) -> Runtime:
-    return Runtime(
-        env={"NO_COLOR": "1"},
-        stdin=io.StringIO(),
-        stdout=stdout,
-        stderr=io.StringIO(),
-        output_flag=output,
-        query=query,
-    )
-
-
 @pytest.mark.parametrize(
     ("tty", "output", "ndjson", "expected"),
     [
@@ -204,7 +191,7 @@ def test_output_streams_before_the_last_record_is_fetched(
 ) -> None:
     pulled = [0]
     stdout = Watched(pulled, tty=tty)
-    runtime = _runtime(stdout, output=output)
+    runtime = make_runtime(stdout=stdout, NO_COLOR="1", output=output)
     assert choose_format(runtime, ndjson=ndjson) == expected
     listing = items_listing()
     count = emit_listing(runtime, listing, LimitedItems(_source(500, pulled), None), ndjson=ndjson)
@@ -233,7 +220,7 @@ def test_output_streams_before_the_last_record_is_fetched(
 def test_a_query_collects_then_applies_to_the_whole_list() -> None:
     pulled = [0]
     stdout = Watched(pulled, tty=True)
-    runtime = _runtime(stdout, query="length(@)")
+    runtime = make_runtime(stdout=stdout, NO_COLOR="1", query="length(@)")
     assert choose_format(runtime, ndjson=False) == "json"
     emit_listing(runtime, items_listing(), LimitedItems(_source(250, pulled), None))
     assert json.loads(stdout.getvalue()) == 250
@@ -242,7 +229,7 @@ def test_a_query_collects_then_applies_to_the_whole_list() -> None:
 def test_the_cut_note_goes_to_stderr_after_the_data() -> None:
     pulled = [0]
     stdout = Watched(pulled)
-    runtime = _runtime(stdout)
+    runtime = make_runtime(stdout=stdout, NO_COLOR="1")
     emit_listing(runtime, spaces_listing(), LimitedItems(_source(50, pulled), 5))
     assert len(json.loads(stdout.getvalue())) == 5
     assert isinstance(runtime.stderr, io.StringIO)
@@ -253,7 +240,7 @@ def test_the_cut_note_goes_to_stderr_after_the_data() -> None:
 
 def test_ndjson_with_another_format_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="--ndjson"):
-        choose_format(_runtime(io.StringIO(), output="yaml"), ndjson=True)
+        choose_format(make_runtime(stdout=io.StringIO(), NO_COLOR="1", output="yaml"), ndjson=True)
 
 
 @pytest.mark.parametrize("output", ["table", "text", "yaml"])
@@ -261,7 +248,7 @@ def test_a_query_applies_to_every_format(output: str) -> None:
     """`apps ls --query "[?name=='item 3']" -o table` shows one row, not every record."""
     pulled = [0]
     stdout = Watched(pulled, tty=True)
-    runtime = _runtime(stdout, output=output, query="[?name=='item 3']")
+    runtime = make_runtime(stdout=stdout, NO_COLOR="1", output=output, query="[?name=='item 3']")
     emit_listing(runtime, items_listing(), LimitedItems(_source(20, pulled), None))
     text = stdout.getvalue()
     assert "i3" in text

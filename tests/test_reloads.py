@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from harness import FakeClock
 
 from qlikm2m.errors import (
     ApiError,
@@ -31,20 +32,6 @@ from qlikm2m.reloads import (
     summary_lines,
     worst_exit_code,
 )
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class FakeTenant:
@@ -109,7 +96,7 @@ _FINAL = {"SUCCEEDED", "FAILED", "CANCELED", "EXCEEDED_LIMIT"}
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(start=1000.0)
 
 
 def run(tenant: FakeTenant, clock: FakeClock, apps: Sequence[str], **wait: Any) -> RunReport:

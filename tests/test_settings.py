@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import pytest
+from harness import make_runtime
 from hypothesis import given
 from hypothesis import strategies as st
 
 from qlikm2m.contexts import Context, update_contexts
 from qlikm2m.errors import ConfigError, QlikM2MError, UsageError
 from qlikm2m.redaction import redact
-from qlikm2m.runtime import Runtime
 from qlikm2m.settings import (
     explicit_settings,
     normalize_server_url,
@@ -22,18 +21,6 @@ from qlikm2m.settings import (
 )
 
 SECRET = "s3cr3t-value-that-is-long-enough"
-
-
-def _runtime(*, stdin: str = "", context: str | None = None, **env: str) -> Runtime:
-    base = {
-        "QLIKM2M_CONFIG_DIR": os.environ["QLIKM2M_CONFIG_DIR"],
-        "QLIKM2M_CACHE_DIR": os.environ["QLIKM2M_CACHE_DIR"],
-    }
-    runtime = Runtime(
-        env={**base, **env}, stdin=io.StringIO(stdin), stdout=io.StringIO(), stderr=io.StringIO()
-    )
-    runtime.context = context
-    return runtime
 
 
 ENV = {
@@ -113,7 +100,7 @@ def test_normalize_raises_only_config_errors(raw: str) -> None:
 
 
 def test_environment_only() -> None:
-    settings = resolve_settings(_runtime(**ENV))
+    settings = resolve_settings(make_runtime(**ENV))
     assert settings.server.value == "https://tenant.example.com"
     assert settings.server.source == "env QLIK_SERVER"
     assert settings.client_id.value == "client-1"
@@ -128,7 +115,7 @@ def test_environment_only() -> None:
 
 def test_flags_beat_environment() -> None:
     settings = resolve_settings(
-        _runtime(**ENV, QLIK_SCOPE="user_default"),
+        make_runtime(**ENV, QLIK_SCOPE="user_default"),
         server="https://other.example.com",
         client_id="client-2",
         scope="admin_classic",
@@ -149,7 +136,7 @@ def test_flags_beat_environment() -> None:
 
 
 def test_empty_variables_count_as_unset() -> None:
-    runtime = _runtime(**ENV, QLIK_API_KEY="", QLIK_ACCESS_TOKEN="  ", QLIK_SCOPE="")
+    runtime = make_runtime(**ENV, QLIK_API_KEY="", QLIK_ACCESS_TOKEN="  ", QLIK_SCOPE="")
     settings = resolve_settings(runtime)
     assert settings.kind == "oauth"
     assert settings.scope.value is None
@@ -157,14 +144,14 @@ def test_empty_variables_count_as_unset() -> None:
 
 def test_client_id_without_secret_names_the_missing_piece() -> None:
     with pytest.raises(ConfigError) as caught:
-        resolve_settings(_runtime(QLIK_SERVER="t.example.com", QLIK_CLIENT_ID="c"))
+        resolve_settings(make_runtime(QLIK_SERVER="t.example.com", QLIK_CLIENT_ID="c"))
     assert "no client secret" in caught.value.message
     assert "QLIK_CLIENT_SECRET" in (caught.value.hint or "")
 
 
 def test_secret_without_client_id_names_the_missing_piece() -> None:
     with pytest.raises(ConfigError) as caught:
-        resolve_settings(_runtime(QLIK_SERVER="t.example.com", QLIK_CLIENT_SECRET=SECRET))
+        resolve_settings(make_runtime(QLIK_SERVER="t.example.com", QLIK_CLIENT_SECRET=SECRET))
     assert "no client id" in caught.value.message
     assert SECRET not in redact(caught.value.message + (caught.value.hint or ""))
 
@@ -172,18 +159,18 @@ def test_secret_without_client_id_names_the_missing_piece() -> None:
 def test_no_server_is_a_config_error() -> None:
     env = {k: v for k, v in ENV.items() if k != "QLIK_SERVER"}
     with pytest.raises(ConfigError) as caught:
-        resolve_settings(_runtime(**env))
+        resolve_settings(make_runtime(**env))
     assert "tenant URL" in caught.value.message
 
 
 def test_nothing_configured_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
-        resolve_settings(_runtime())
+        resolve_settings(make_runtime())
     assert "credentials" in caught.value.message
 
 
 def test_api_key_mode() -> None:
-    settings = resolve_settings(_runtime(QLIK_SERVER="t.example.com", QLIK_API_KEY="k" * 40))
+    settings = resolve_settings(make_runtime(QLIK_SERVER="t.example.com", QLIK_API_KEY="k" * 40))
     assert settings.kind == "apikey"
     assert settings.auth_type.source == "env QLIK_API_KEY"
     assert settings.secret() == "k" * 40
@@ -191,20 +178,22 @@ def test_api_key_mode() -> None:
 
 
 def test_access_token_mode_wins_over_other_environment_credentials() -> None:
-    settings = resolve_settings(_runtime(**ENV, QLIK_API_KEY="k" * 40, QLIK_ACCESS_TOKEN="t" * 40))
+    settings = resolve_settings(
+        make_runtime(**ENV, QLIK_API_KEY="k" * 40, QLIK_ACCESS_TOKEN="t" * 40)
+    )
     assert settings.kind == "token"
     assert settings.secret() == "t" * 40
 
 
 def test_client_id_flag_selects_oauth_even_with_a_token_in_the_environment() -> None:
-    runtime = _runtime(**ENV, QLIK_ACCESS_TOKEN="t" * 40)
+    runtime = make_runtime(**ENV, QLIK_ACCESS_TOKEN="t" * 40)
     settings = resolve_settings(runtime, client_id="client-9")
     assert settings.kind == "oauth"
     assert settings.client_id.value == "client-9"
 
 
 def test_secret_from_stdin() -> None:
-    runtime = _runtime(stdin="piped-secret-123456\n", QLIK_SERVER="t.example.com")
+    runtime = make_runtime(stdin="piped-secret-123456\n", QLIK_SERVER="t.example.com")
     settings = resolve_settings(runtime, client_id="c", client_secret_stdin=True)
     assert settings.secret() == "piped-secret-123456"
     assert settings.secret_source == "stdin"
@@ -214,38 +203,40 @@ def test_secret_from_stdin() -> None:
 def test_empty_stdin_secret_is_a_usage_error() -> None:
     with pytest.raises(UsageError):
         resolve_settings(
-            _runtime(stdin="", QLIK_SERVER="t.example.com"), client_id="c", client_secret_stdin=True
+            make_runtime(stdin="", QLIK_SERVER="t.example.com"),
+            client_id="c",
+            client_secret_stdin=True,
         )
 
 
 def test_token_cache_switches() -> None:
-    assert not resolve_settings(_runtime(**ENV), no_token_cache=True).use_token_cache
-    off = resolve_settings(_runtime(**ENV, QLIKM2M_NO_TOKEN_CACHE="1"))
+    assert not resolve_settings(make_runtime(**ENV), no_token_cache=True).use_token_cache
+    off = resolve_settings(make_runtime(**ENV, QLIKM2M_NO_TOKEN_CACHE="1"))
     assert not off.use_token_cache
     assert off.token_cache.source == "env QLIKM2M_NO_TOKEN_CACHE"
-    assert resolve_settings(_runtime(**ENV, QLIKM2M_NO_TOKEN_CACHE="0")).use_token_cache
+    assert resolve_settings(make_runtime(**ENV, QLIKM2M_NO_TOKEN_CACHE="0")).use_token_cache
 
 
 def test_timeouts_from_the_environment_and_bad_values() -> None:
     settings = resolve_settings(
-        _runtime(**ENV, QLIKM2M_READ_TIMEOUT="2.5", QLIKM2M_MAX_RETRY_WAIT="0")
+        make_runtime(**ENV, QLIKM2M_READ_TIMEOUT="2.5", QLIKM2M_MAX_RETRY_WAIT="0")
     )
     assert settings.seconds("read_timeout") == 2.5
     assert settings.seconds("max_retry_wait") == 0
     with pytest.raises(ConfigError, match="QLIKM2M_CONNECT_TIMEOUT"):
-        resolve_settings(_runtime(**ENV, QLIKM2M_CONNECT_TIMEOUT="soon"))
+        resolve_settings(make_runtime(**ENV, QLIKM2M_CONNECT_TIMEOUT="soon"))
     with pytest.raises(ConfigError, match="QLIKM2M_MAX_RETRIES"):
-        resolve_settings(_runtime(**ENV, QLIKM2M_MAX_RETRIES="-1"))
+        resolve_settings(make_runtime(**ENV, QLIKM2M_MAX_RETRIES="-1"))
     with pytest.raises(UsageError):
-        resolve_settings(_runtime(**ENV), read_timeout=0)
+        resolve_settings(make_runtime(**ENV), read_timeout=0)
 
 
 def test_ca_bundle_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="CA bundle"):
-        resolve_settings(_runtime(**ENV, QLIK_CA_BUNDLE=str(tmp_path / "missing.pem")))
+        resolve_settings(make_runtime(**ENV, QLIK_CA_BUNDLE=str(tmp_path / "missing.pem")))
     pem = tmp_path / "ca.pem"
     pem.write_text("-----BEGIN CERTIFICATE-----\n")
-    settings = resolve_settings(_runtime(**ENV), ca_bundle=str(pem))
+    settings = resolve_settings(make_runtime(**ENV), ca_bundle=str(pem))
     assert settings.ca_bundle.value == str(pem.resolve())
     assert settings.ca_bundle.source == "flag --ca-bundle"
 
@@ -256,7 +247,7 @@ def test_ca_bundle_must_exist(tmp_path: Path) -> None:
 )
 def test_impersonation(raw: str, expected: str) -> None:
     assert parse_impersonation(raw) == expected
-    settings = resolve_settings(_runtime(**ENV), impersonate=raw)
+    settings = resolve_settings(make_runtime(**ENV), impersonate=raw)
     assert settings.impersonation == tuple(expected.split(":", 1))
 
 
@@ -269,12 +260,13 @@ def test_bad_impersonation_is_a_usage_error(raw: str) -> None:
 def test_impersonation_needs_oauth() -> None:
     with pytest.raises(UsageError):
         resolve_settings(
-            _runtime(QLIK_SERVER="t.example.com", QLIK_API_KEY="k" * 40), impersonate="subject:x"
+            make_runtime(QLIK_SERVER="t.example.com", QLIK_API_KEY="k" * 40),
+            impersonate="subject:x",
         )
 
 
 def test_describe_masks_the_secret_and_repr_hides_it() -> None:
-    settings = resolve_settings(_runtime(**ENV))
+    settings = resolve_settings(make_runtime(**ENV))
     rows = {row["name"]: row for row in settings.describe()}
     assert rows["server"] == {
         "name": "server",
@@ -314,7 +306,7 @@ def _save_context(
 
 def test_current_context_supplies_server_and_credentials_without_reading_the_secret() -> None:
     _save_context("prod")
-    settings = resolve_settings(_runtime())
+    settings = resolve_settings(make_runtime())
     assert settings.context_name.value == "prod"
     assert settings.context_name.source == "current context"
     assert settings.server.source == "context 'prod'"
@@ -328,25 +320,25 @@ def test_current_context_supplies_server_and_credentials_without_reading_the_sec
 def test_context_flag_beats_environment_selection() -> None:
     _save_context("a", current=True)
     _save_context("b", server="https://b.example.com", current=False)
-    settings = resolve_settings(_runtime(context="b", QLIK_CONTEXT="a"))
+    settings = resolve_settings(make_runtime(context="b", QLIK_CONTEXT="a"))
     assert settings.context_name.value == "b"
     assert settings.context_name.source == "flag --context"
-    settings = resolve_settings(_runtime(QLIK_CONTEXT="b"))
+    settings = resolve_settings(make_runtime(QLIK_CONTEXT="b"))
     assert settings.context_name.source == "env QLIK_CONTEXT"
     with pytest.raises(ConfigError, match="nope"):
-        resolve_settings(_runtime(context="nope"))
+        resolve_settings(make_runtime(context="nope"))
 
 
 def test_environment_client_id_is_never_paired_with_a_context_secret() -> None:
     _save_context("prod")
     with pytest.raises(ConfigError) as caught:
-        resolve_settings(_runtime(context="prod", QLIK_CLIENT_ID="someone-else"))
+        resolve_settings(make_runtime(context="prod", QLIK_CLIENT_ID="someone-else"))
     assert "no client secret" in caught.value.message
 
 
 def test_complete_environment_sets_aside_an_implicit_current_context() -> None:
     _save_context("prod")
-    settings = resolve_settings(_runtime(**ENV))
+    settings = resolve_settings(make_runtime(**ENV))
     assert settings.context_name.value is None
     assert settings.server.source == "env QLIK_SERVER"
 
@@ -354,7 +346,7 @@ def test_complete_environment_sets_aside_an_implicit_current_context() -> None:
 def test_context_credentials_are_not_sent_to_another_server() -> None:
     _save_context("prod")
     with pytest.raises(ConfigError, match="not the server"):
-        resolve_settings(_runtime(QLIK_SERVER="https://elsewhere.example.com"))
+        resolve_settings(make_runtime(QLIK_SERVER="https://elsewhere.example.com"))
     # The same server, spelled differently, is fine.
-    settings = resolve_settings(_runtime(QLIK_SERVER="ctx.example.com/api/v1"))
+    settings = resolve_settings(make_runtime(QLIK_SERVER="ctx.example.com/api/v1"))
     assert settings.client_id.value == "prod-client"

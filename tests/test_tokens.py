@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from harness import FakeClock
 
 from qlikm2m.errors import AuthError, NetworkError
 from qlikm2m.http import Response
@@ -83,23 +84,17 @@ class FakeTransport:
         return _response(200, body)
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _manager(
-    transport: FakeTransport, settings: ResolvedSettings | None = None, clock: Clock | None = None
+    transport: FakeTransport,
+    settings: ResolvedSettings | None = None,
+    clock: FakeClock | None = None,
 ) -> TokenManager:
     settings = settings or _settings()
     return TokenManager(
         settings,
         _env(),
         transport,  # type: ignore[arg-type]
-        clock=clock or Clock(),
+        clock=clock or FakeClock(NOW),
     )
 
 
@@ -164,7 +159,7 @@ def test_scope_and_impersonation_get_their_own_entries() -> None:
 def test_refresh_margin(seconds_left: float, mints: int) -> None:
     transport = FakeTransport(expires_in=3600)
     _manager(transport).token()
-    later = Clock(NOW + 3600 - seconds_left)
+    later = FakeClock(NOW + 3600 - seconds_left)
     _manager(transport, clock=later).token()
     assert len(transport.requests) == mints
 
@@ -183,7 +178,7 @@ def test_expires_at_is_used_without_expires_in() -> None:
     from datetime import datetime
 
     expected = datetime.fromisoformat("2027-01-15T08:00:00+00:00").timestamp()
-    token = _manager(transport, clock=Clock(expected - 7200)).token()
+    token = _manager(transport, clock=FakeClock(expected - 7200)).token()
     assert token.expires_at == expected
 
 
@@ -309,7 +304,7 @@ def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
     (blocked / "tokens").write_text("a file where the folder should be")
     env = _env(QLIKM2M_CACHE_DIR=str(blocked))
     with pytest.raises(ConfigError, match="token cache"):
-        TokenManager(_settings(env), env, FakeTransport(), clock=Clock()).token()  # type: ignore[arg-type]
+        TokenManager(_settings(env), env, FakeTransport(), clock=FakeClock(NOW)).token()  # type: ignore[arg-type]
 
 
 def _stored(generation: str | None, secret: str = SECRET) -> ResolvedSettings:

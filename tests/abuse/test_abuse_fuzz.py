@@ -9,7 +9,6 @@ JMESPath queries on arbitrary data, ``-q``/``-H`` arguments, durations and the e
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import json
 import os
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from harness import make_runtime
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +33,6 @@ from qlikm2m.http import Response, error_for, raise_for_status
 from qlikm2m.output import Output, compile_query
 from qlikm2m.qlikcli_import import read_qlik_cli_contexts
 from qlikm2m.reloads import parse_duration
-from qlikm2m.runtime import Runtime
 from qlikm2m.settings import explicit_settings, normalize_server_url, resolve_settings
 from qlikm2m.tokens import TokenManager, cache_key, fingerprint
 
@@ -74,10 +73,6 @@ JSON = st.recursive(
     _json_children,
     max_leaves=20,
 )
-
-
-def _runtime(env: dict[str, str] | None = None) -> Runtime:
-    return Runtime(env=env or {}, stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
 
 
 # --- tenant URLs ------------------------------------------------------------------------------
@@ -527,7 +522,7 @@ def test_query_compiles_or_is_a_usage_error(expression: str) -> None:
 @FUZZ
 @given(st.lists(st.sampled_from(_JMESPATH_BITS), min_size=1, max_size=6).map("".join), JSON)
 def test_query_on_any_data_prints_json_or_is_a_usage_error(expression: str, data: Any) -> None:
-    runtime = _runtime()
+    runtime = make_runtime()
     output, error = attempt(Output, runtime, query=expression)
     if output is None:
         assert_one_of_ours(error, UsageError)
@@ -536,7 +531,7 @@ def test_query_on_any_data_prints_json_or_is_a_usage_error(expression: str, data
     if error is not None:
         assert_one_of_ours(error, UsageError)
         return
-    printed = runtime.stdout.getvalue()  # type: ignore[attr-defined]
+    printed = runtime.out
     assert printed.endswith("\n")
     json.loads(printed)
 
@@ -686,7 +681,7 @@ def test_any_environment_resolves_or_is_an_error_of_ours(values: dict[str, str])
         "QLIKM2M_CACHE_DIR": os.environ["QLIKM2M_CACHE_DIR"],
         **values,
     }
-    resolved, error = attempt(resolve_settings, _runtime(env))
+    resolved, error = attempt(resolve_settings, make_runtime(env))
     if error is not None:
         assert_one_of_ours(error)
         shown = error.message + (error.hint or "")

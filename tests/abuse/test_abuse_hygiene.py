@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from abuse_support import files_under
+from harness import files_under
 
 from qlikm2m.sandbox import Sandbox
 

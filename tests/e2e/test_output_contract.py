@@ -6,21 +6,17 @@ stdout and stderr, not about the process boundary.
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
 import pytest
 import yaml
-
-from qlikm2m import cli
-from qlikm2m.runtime import Runtime
+from harness import invoke
 
 
 def _run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    runtime = Runtime(env=env, stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
-    code = cli.main(list(args), runtime)
-    return code, runtime.stdout.getvalue(), runtime.stderr.getvalue()  # type: ignore[attr-defined]
+    result = invoke(list(args), env=env)
+    return result.code, result.out, result.err
 
 
 # Every command that prints a result, as a script would call it; APP is an app id of the sandbox.

@@ -1,22 +1,12 @@
-"""Fixtures of the sandbox's own tests (helpers in sandbox_support.py)."""
+"""Fixtures of the sandbox's own tests (``tenant`` is in fixtures_sandbox.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sandbox_support import FakeClock, Tenant
-
-from qlikm2m.sandbox import Sandbox
-
-
-@pytest.fixture
-def tenant(sandbox: Sandbox) -> Iterator[Tenant]:
-    client = Tenant(sandbox)
-    yield client
-    client.session.close()
+from harness import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
+    """The sandbox's injectable wall clock: tests move time instead of sleeping."""
     return FakeClock()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sandbox_support import Tenant
+from fixtures_sandbox import Tenant
 
 
 def test_users_me_is_a_301_to_the_bot_user(tenant: Tenant) -> None:

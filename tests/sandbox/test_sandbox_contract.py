@@ -17,9 +17,9 @@ import jsonschema  # test extras: a missing one must fail the run, not skip the 
 import pytest
 import referencing
 import requests
-from fixtures_sandbox import TEST_DEFAULTS, SandboxCA
+from fixtures_sandbox import TEST_DEFAULTS, SandboxCA, Tenant
+from harness import FakeClock
 from referencing.jsonschema import DRAFT4
-from sandbox_support import FakeClock, Tenant
 
 from qlikm2m.sandbox import Sandbox, SandboxConfig
 

@@ -7,7 +7,7 @@ import tracemalloc
 
 import pytest
 import requests
-from sandbox_support import Tenant
+from fixtures_sandbox import Tenant
 
 from qlikm2m.sandbox import RemoteSandbox, Sandbox
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pytest
-from sandbox_support import FakeClock, Tenant
+from fixtures_sandbox import Tenant
+from harness import FakeClock
 
 from qlikm2m.sandbox import ClientSpec
 

@@ -6,7 +6,7 @@ from collections import Counter
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sandbox_support import Tenant
+from fixtures_sandbox import Tenant
 
 from qlikm2m.sandbox import Sandbox
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sandbox_support import FakeClock, Tenant
+from fixtures_sandbox import Tenant
+from harness import FakeClock
 
 from qlikm2m.sandbox import Sandbox
 
