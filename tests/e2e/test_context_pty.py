@@ -82,6 +82,10 @@ def transcript(child: pexpect.spawn) -> str:
     return log.getvalue()
 
 
+# qlik-cli's question, with the default shown after it.
+AO = "A/O? (API key or OAuth client) [O]:"
+
+
 def host_port(sandbox: Any) -> str:
     return str(sandbox.url).removeprefix("https://")
 
@@ -103,7 +107,7 @@ def test_init_happy_path_in_a_terminal(
     child = spawn("context", "init", "--ca-bundle", sandbox.ca_bundle, "--secret-storage", "file")
     child.expect_exact("Enter tenant url:")
     child.sendline(host_port(sandbox))  # no scheme: https:// is added
-    child.expect_exact("A/O?:")
+    child.expect_exact(AO)
     child.sendline("")  # the default: OAuth
     child.expect_exact("Client ID:")
     child.sendline(sandbox.client_id)
@@ -139,7 +143,7 @@ def test_init_api_key_dialogue(spawn: Spawn, sandbox: Any) -> None:
     )
     child.expect_exact("Enter tenant url:")
     child.sendline(sandbox.url)
-    child.expect_exact("A/O?:")
+    child.expect_exact(AO)
     child.sendline("A")
     child.expect_exact("API-key:")
     child.sendline(sandbox.api_key)
@@ -176,36 +180,134 @@ def test_asking_for_json_at_a_terminal_prints_the_record(spawn: Spawn, sandbox: 
     assert (record["name"], record["verified"]) == ("rec", True)
 
 
-def test_wrong_secret_is_exit_4_and_saves_nothing(
+def test_wrong_secret_is_asked_again_then_exit_4_and_saves_nothing(
     spawn: Spawn, sandbox: Any, isolated_dirs: dict[str, Path]
 ) -> None:
     child = spawn("context", "init", "--ca-bundle", sandbox.ca_bundle, "--secret-storage", "file")
     child.expect_exact("Enter tenant url:")
     child.sendline(sandbox.url)
-    child.expect_exact("A/O?:")
+    child.expect_exact(AO)
     child.sendline("O")
     child.expect_exact("Client ID:")
     child.sendline(sandbox.client_id)
     child.expect_exact("Client Secret:")
     child.sendline("not-the-secret-0123456789")
+    for _ in range(2):
+        # Only what was wrong is asked again: the client id (Enter keeps it) and the secret.
+        child.expect_exact("refused")
+        child.expect_exact(f"Client ID [{sandbox.client_id}]:")
+        child.sendline("")
+        child.expect_exact("Client Secret:")
+        child.sendline("not-the-secret-0123456789")
     code, rest = finish(child)
     assert code == 4
     assert "refused" in rest
     assert "not-the-secret-0123456789" not in transcript(child)
+    assert transcript(child).count("Enter tenant url:") == 1
+    assert sandbox.count("POST /oauth/token") == 3
     assert nothing_saved(isolated_dirs)
 
 
-@pytest.mark.parametrize("at", ["Enter tenant url:", "A/O?:", "Client ID:", "Client Secret:"])
+def test_after_a_wrong_secret_only_the_secret_is_asked_again(
+    spawn: Spawn, sandbox: Any, isolated_dirs: dict[str, Path]
+) -> None:
+    child = spawn("context", "init", "--ca-bundle", sandbox.ca_bundle, "--secret-storage", "file")
+    child.expect_exact("Enter tenant url:")
+    child.sendline(sandbox.url)
+    child.expect_exact(AO)
+    child.sendline("")
+    child.expect_exact("Client ID:")
+    child.sendline(sandbox.client_id)
+    child.expect_exact("Client Secret:")
+    child.sendline("not-the-secret-0123456789")
+    child.expect_exact(f"Client ID [{sandbox.client_id}]:")
+    child.sendline("")
+    child.expect_exact("Client Secret:")
+    child.sendline(sandbox.client_secret)
+    child.expect_exact("Saved context")
+    code, rest = finish(child)
+    assert code == 0, rest
+    assert transcript(child).count("Enter tenant url:") == 1
+    assert transcript(child).count("A/O?") == 1
+    name = host_port(sandbox)
+    assert load_contexts(dict(os.environ)).contexts[name].client_id == sandbox.client_id
+
+
+def test_an_unreachable_url_is_asked_again_and_nothing_else(
+    spawn: Spawn, sandbox: Any, isolated_dirs: dict[str, Path]
+) -> None:
+    import socket
+
+    with socket.socket() as unused:  # a loopback port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{unused.getsockname()[1]}"
+    child = spawn("context", "init", "--ca-bundle", sandbox.ca_bundle, "--secret-storage", "file")
+    child.expect_exact("Enter tenant url:")
+    child.sendline(dead)
+    child.expect_exact(AO)
+    child.sendline("O")
+    child.expect_exact("Client ID:")
+    child.sendline(sandbox.client_id)
+    child.expect_exact("Client Secret:")
+    child.sendline(sandbox.client_secret)
+    child.expect_exact(f"Enter tenant url [{dead}]:")
+    child.sendline(sandbox.url)
+    child.expect_exact("Saved context")
+    code, rest = finish(child)
+    assert code == 0, rest
+    shown = transcript(child)
+    assert shown.count("Client Secret:") == 1
+    assert shown.count("A/O?") == 1
+    assert load_contexts(dict(os.environ)).contexts[host_port(sandbox)].server == sandbox.url
+
+
+def test_an_unusable_keyring_offers_the_file_store_before_any_question(
+    spawn: Spawn, sandbox: Any, pty_env: dict[str, str]
+) -> None:
+    env = {**pty_env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    child = spawn("context", "init", "--ca-bundle", sandbox.ca_bundle, env=env)
+    child.expect_exact("No usable OS keyring")
+    child.expect_exact("instead (--secret-storage file)? [y/N]:")
+    assert "Enter tenant url" not in (child.before or "")
+    child.sendline("y")
+    child.expect_exact("Enter tenant url:")
+    child.sendline(sandbox.url)
+    child.expect_exact(AO)
+    child.sendline("")
+    child.expect_exact("Client ID:")
+    child.sendline(sandbox.client_id)
+    child.expect_exact("Client Secret:")
+    child.sendline(sandbox.client_secret)
+    child.expect_exact("Saved context")
+    code, rest = finish(child)
+    assert code == 0, rest
+    assert load_contexts(env).contexts[host_port(sandbox)].secret_storage == "file"
+
+
+def test_declining_the_file_store_is_exit_7_before_any_question(
+    spawn: Spawn, sandbox: Any, pty_env: dict[str, str], isolated_dirs: dict[str, Path]
+) -> None:
+    env = {**pty_env, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    child = spawn("context", "init", env=env)
+    child.expect_exact("[y/N]:")
+    child.sendline("")
+    code, _ = finish(child)
+    assert code == 7
+    assert "Enter tenant url" not in transcript(child)
+    assert nothing_saved(isolated_dirs)
+
+
+@pytest.mark.parametrize("at", ["Enter tenant url:", "A/O?", "Client ID:", "Client Secret:"])
 def test_ctrl_c_at_a_prompt_is_exit_130_and_saves_nothing(
     spawn: Spawn, sandbox: Any, isolated_dirs: dict[str, Path], at: str
 ) -> None:
     child = spawn("context", "init", "--ca-bundle", sandbox.ca_bundle, "--secret-storage", "file")
     answers = {
         "Enter tenant url:": sandbox.url,
-        "A/O?:": "O",
+        "A/O?": "O",
         "Client ID:": sandbox.client_id,
     }
-    for prompt in ("Enter tenant url:", "A/O?:", "Client ID:", "Client Secret:"):
+    for prompt in ("Enter tenant url:", "A/O?", "Client ID:", "Client Secret:"):
         child.expect_exact(prompt)
         if prompt == at:
             child.sendintr()
@@ -267,7 +369,7 @@ def test_existing_name_asks_before_overwriting(
     child.sendline("y")
     child.expect_exact("Enter tenant url:")
     child.sendline(sandbox.url)
-    child.expect_exact("A/O?:")
+    child.expect_exact(AO)
     child.sendline("o")
     child.expect_exact("Client ID:")
     child.sendline(sandbox.client_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -89,9 +89,44 @@ def _auth_type(prompter: Prompter, answers: _Answers) -> AuthType:
         prompter.say("Answer A (API key) or O (OAuth client).")
 
 
+_MAX_TRIES = 3
+
+
+def _usable_storage(prompter: Prompter, storage: SecretStorage) -> SecretStorage:
+    """``storage``, or the 0600 file when the keyring is unusable and the person agrees."""
+    if storage != "keyring":
+        return storage
+    from qlikm2m.errors import KeyringError
+    from qlikm2m.secretstore import KeyringAdapter
+
+    runtime = prompter.runtime
+    if not runtime.can_prompt:
+        # No questions to waste: the store is checked with the rest, after the usage checks.
+        return storage
+    try:
+        KeyringAdapter(runtime.env, interactive=runtime.can_prompt).check_available()
+    except KeyringError as error:
+        prompter.say(f"error: {error.message}")
+        if not prompter.confirm(
+            "Store the secret unencrypted in a 0600 file instead (--secret-storage file)?"
+        ):
+            raise
+        return "file"
+    return storage
+
+
+def _ask_secret(prompter: Prompter, auth_type: AuthType) -> str:
+    from qlikm2m.redaction import register_secret
+
+    prompt, what, flags = secret_prompt(auth_type)
+    secret = prompter.ask(prompt, what=what, flags=flags, hidden=True)
+    register_secret(secret)
+    return secret
+
+
 def _ask_ao(prompter: Prompter) -> str:
-    # qlik-cli's question; an empty answer takes the default, OAuth (M2M), unlike ask().
-    return prompter.read("A/O?:").strip().lower()
+    # qlik-cli's question, with its default shown; an empty answer takes OAuth (M2M).
+    return prompter.read("A/O? (API key or OAuth client) [O]:").strip().lower()
 
 
 def _confirm_replace(prompter: Prompter, name: str, existing: ContextsFile, force: bool) -> None:
@@ -119,6 +154,7 @@ def _establish(
 ) -> None:
     """The shared body of ``init`` and ``create``: ask, check, validate, then save."""
     from qlikm2m.contexts import Context, load_contexts, validate_name
+    from qlikm2m.errors import AuthError, NetworkError
     from qlikm2m.secretstore import check_storage
 
     prompter = Prompter(runtime)
@@ -127,7 +163,10 @@ def _establish(
     if name is not None:
         validate_name(name)
         _confirm_replace(prompter, name, existing, force)
+    # Before any question: a keyring that cannot be used must not waste the answers.
+    storage = _usable_storage(prompter, answers.storage)
     server = normalized_server(prompter, answers.server)
+    named = name is not None
     if name is None:
         name = validate_name(_default_name(server))
         _confirm_replace(prompter, name, existing, force)
@@ -145,31 +184,62 @@ def _establish(
         scope=answers.scope or None if auth_type == "oauth" else None,
         ca_bundle=absolute_ca_bundle(answers.ca_bundle),
         comment=answers.comment or None,
-        secret_storage=answers.storage,
+        secret_storage=storage,
     )
     secret = answers.secrets.read(runtime, auth_type)
-    prompt, what, flags = secret_prompt(auth_type)
+    secret_asked = secret is None
+    _, what, flags = secret_prompt(auth_type)
     if secret is None and not runtime.can_prompt:
         prompter.missing(what, flags)
-    # Before the secret is typed: a keyring that cannot be used must not waste the effort.
     location = check_storage(context, runtime.env, interactive=runtime.can_prompt)
     if secret is None:
-        secret = prompter.ask(prompt, what=what, flags=flags, hidden=True)
-        from qlikm2m.redaction import register_secret
-
-        register_secret(secret)
+        secret = _ask_secret(prompter, auth_type)
     me: dict[str, Any] | None = None
-    if verify:
-        me = verify_credentials(
-            runtime,
-            server=server,
-            auth_type=auth_type,
-            client_id=client_id,
-            secret=secret,
-            scope=context.scope,
-            ca_bundle=context.ca_bundle,
-        )
-        prompter.say(f"Authenticated as {describe_user(me)} on {server}.")
+    attempt = 1
+    while verify:
+        try:
+            me = verify_credentials(
+                runtime,
+                server=context.server,
+                auth_type=auth_type,
+                client_id=context.client_id,
+                secret=secret,
+                scope=context.scope,
+                ca_bundle=context.ca_bundle,
+            )
+            break
+        except (AuthError, NetworkError) as error:
+            # Like `gh auth login`: ask again only for what was wrong, and only what was asked.
+            url_asked = answers.server is None
+            can_retry = runtime.can_prompt and attempt < _MAX_TRIES
+            if not can_retry or not (
+                (isinstance(error, AuthError) and secret_asked)
+                or (isinstance(error, NetworkError) and url_asked)
+            ):
+                raise
+            attempt += 1
+            prompter.say(f"error: {error.message}")
+            if isinstance(error, AuthError):
+                if auth_type == "oauth" and answers.client_id is None:
+                    asked = prompter.ask(
+                        "Client ID:",
+                        what="the OAuth client id",
+                        flags="--oauth-client-id ID",
+                        default=context.client_id,
+                    )
+                    context = replace(context, client_id=asked)
+                secret = _ask_secret(prompter, auth_type)
+            else:
+                server = normalized_server(prompter, None, default=context.server)
+                context = replace(context, server=server)
+                if not named:
+                    renamed = validate_name(_default_name(server))
+                    if renamed != context.name:
+                        _confirm_replace(prompter, renamed, existing, force)
+                        context = replace(context, name=renamed)
+    if me is not None:
+        prompter.say(f"Authenticated as {describe_user(me)} on {context.server}.")
+    name = context.name
     if context.secret_in_file:
         warn_file_storage(prompter, context, runtime.env)
     outcome = credential_store(runtime).save(

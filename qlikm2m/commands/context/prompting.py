@@ -35,13 +35,26 @@ class Prompter:
             hint=f"qlikm2m does not prompt here ({self.why_not()}).",
         )
 
-    def ask(self, prompt: str, *, what: str, flags: str, hidden: bool = False) -> str:
+    def ask(
+        self,
+        prompt: str,
+        *,
+        what: str,
+        flags: str,
+        hidden: bool = False,
+        default: str | None = None,
+    ) -> str:
+        """The answer to ``prompt``; ``default`` (shown as ``[default]``) when Enter is pressed."""
         if not self.runtime.can_prompt:
             self.missing(what, flags)
+        if default:
+            prompt = f"{prompt.removesuffix(':')} [{default}]:"
         while True:
             value = self.read(prompt, hidden=hidden).strip()
             if value:
                 return value
+            if default:
+                return default
 
     def confirm(self, question: str) -> bool:
         answer = self.read(f"{question} [y/N]:").strip().lower()

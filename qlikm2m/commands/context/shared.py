@@ -91,14 +91,16 @@ def warn_file_storage(prompter: Prompter, context: Context, env: Any) -> None:
     )
 
 
-def normalized_server(prompter: Prompter, given: str | None) -> str:
+def normalized_server(prompter: Prompter, given: str | None, *, default: str | None = None) -> str:
     from qlikm2m.errors import ConfigError
     from qlikm2m.settings import normalize_server_url
 
     if given is not None:
         return normalize_server_url(given)
     while True:
-        raw = prompter.ask("Enter tenant url:", what="the tenant URL", flags="--server URL")
+        raw = prompter.ask(
+            "Enter tenant url:", what="the tenant URL", flags="--server URL", default=default
+        )
         try:
             return normalize_server_url(raw)
         except ConfigError as error:
