@@ -242,10 +242,14 @@ def check_tcp(target: _Target, timeout: float, *, proxied: bool) -> Check:
 def check_tls(target: _Target, timeout: float, ca_bundle: str | None) -> Check:
     if not target.tls:
         return Check("tls", "skip", "plain HTTP (allowed for loopback only)")
-    from qlikm2m.http import tls_context
+    from qlikm2m.http import add_environment_ca_bundle, environment_ca_bundle, tls_context
 
     try:
         context = tls_context(ca_bundle)
+        # The bundle requests takes from the environment, checked as every request checks it.
+        from_environment = environment_ca_bundle()
+        if from_environment is not None:
+            add_environment_ca_bundle(context, from_environment[1])
     except QlikM2MError as error:
         return _failure("tls", error)
     import ssl

@@ -471,6 +471,65 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
     return context
 
 
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def environment_ca_bundle(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(variable, path) of the CA bundle requests takes from the environment, or None.
+
+    requests reads ``$REQUESTS_CA_BUNDLE``, then ``$CURL_CA_BUNDLE``, from the process
+    environment for every HTTPS request; a file or a folder of hashed certificates.
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    for name in CA_BUNDLE_VARIABLES:
+        value = environ.get(name)
+        if value:
+            return name, value
+    return None
+
+
+def add_environment_ca_bundle(
+    context: ssl.SSLContext, path: str, environ: Mapping[str, str] | None = None
+) -> None:
+    """Load the environment's CA bundle ``path`` into ``context`` (skipped for the OS file).
+
+    Raises ConfigError (exit 3) naming the variable when ``path`` is missing, unreadable or not
+    PEM certificates: requests would fail every request with a bare OSError or a misleading
+    TLS verification error.
+    """
+    import os
+    import ssl
+
+    from qlikm2m.errors import ConfigError
+
+    found = environment_ca_bundle(environ)
+    name = f"${found[0]}" if found and found[1] == path else "The CA bundle variable"
+    hint = (
+        f"Point {name.lstrip('$')} at a PEM file of CA certificates, or unset it: the system "
+        "trust store is always used, and --ca-bundle / QLIK_CA_BUNDLE add a private CA."
+    )
+    if not os.path.exists(path):
+        raise ConfigError(f"{name} names {path}, which does not exist.", hint=hint)
+    if os.path.isfile(path) and is_os_trust_file(path):
+        return
+    try:
+        if os.path.isdir(path):
+            context.load_verify_locations(capath=path)
+        else:
+            context.load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as error:
+        if isinstance(error, ssl.SSLError) and error.reason:
+            reason = error.reason.replace("_", " ").lower()  # NO_CERTIFICATE_OR_CRL_FOUND
+        else:
+            reason = (error.strerror or str(error)).lower()
+        raise ConfigError(
+            f"{name} names {path}, which could not be loaded as CA certificates: {reason}.",
+            hint=hint,
+        ) from None
+
+
 def is_os_trust_file(path: str) -> bool:
     """Whether ``path`` is the CA file the OS trust store loads anyway.
 
@@ -499,8 +558,8 @@ def _build_session(options: HttpOptions) -> requests.Session:
     from requests.adapters import HTTPAdapter
 
     context = tls_context(options.ca_bundle)
-    # requests calls cert_verify before every request: decide once per bundle path, not per page.
-    os_trust_files: dict[str, bool] = {}
+    # requests calls cert_verify before every request: load a bundle once, not per page.
+    loaded_bundles: set[str] = set()
 
     class TrustStoreAdapter(HTTPAdapter):
         """TLS verified by the OS trust store plus the --ca-bundle, for direct and proxied use."""
@@ -514,15 +573,17 @@ def _build_session(options: HttpOptions) -> requests.Session:
             return super().proxy_manager_for(proxy, **proxy_kwargs)
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            # A path here comes from $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE (we never pass one):
+            # checked and loaded into our context once, where a bad one is named (exit 3)
+            # instead of requests' bare OSError.
+            if isinstance(verify, str) and verify not in loaded_bundles:
+                add_environment_ca_bundle(context, verify)
+                loaded_bundles.add(verify)
             super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-            if isinstance(verify, str) and verify not in os_trust_files:
-                os_trust_files[verify] = is_os_trust_file(verify)
-            if verify is True or (isinstance(verify, str) and os_trust_files[verify]):
-                # requests would add certifi's bundle (or $REQUESTS_CA_BUNDLE) to our context;
-                # the OS store replaces the first and already holds the second when it is
-                # the system file.
-                conn.ca_certs = None
-                conn.ca_cert_dir = None
+            # requests would add certifi's bundle (or the environment's) to our context for
+            # every connection: the OS store replaces the first, the second is in it already.
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
 
     session = requests.Session()
     adapter = TrustStoreAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
