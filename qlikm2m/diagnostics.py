@@ -150,6 +150,25 @@ def check_permissions(name: str, folder: Path) -> Check:
     return Check(name, "ok", f"{folder} is private (0700, files 0600)")
 
 
+def check_token_cache(env: Mapping[str, str]) -> Check:
+    """The cache folder as the token step will use it: private, and writable at all.
+
+    A folder that cannot be written (read-only, under a HOME that does not exist) is a warning:
+    commands work, minting a token on every run, as the token step then reports.
+    """
+    from qlikm2m.tokens import probe_token_cache
+
+    problem = probe_token_cache(env)
+    if problem is not None:
+        return Check(
+            "cache dir",
+            "warn",
+            f"tokens cannot be cached ({problem}): every run mints a new token",
+            "Point QLIKM2M_CACHE_DIR at a writable folder (or use --no-token-cache to mean it).",
+        )
+    return check_permissions("cache dir", paths.cache_dir(env))
+
+
 def _without_userinfo(url: str) -> str:
     # Proxy URLs often carry a password: show the host only.
     parts = urlsplit(url)
@@ -341,6 +360,8 @@ def check_token_and_me(settings: ResolvedSettings, runtime: Runtime) -> list[Che
         detail = f"token {origin}"
         if remaining is not None:
             detail += f", valid for {remaining / 60:.0f} more minutes"
+        if client.tokens.cache_problem is not None:
+            detail += f" (not cached: {client.tokens.cache_problem})"
         checks.append(Check("token", "ok", detail, elapsed_ms=elapsed))
         try:
             user, elapsed = _timed(lambda: client.get_json("/api/v1/users/me"))
@@ -382,7 +403,12 @@ def run_checks(runtime: Runtime, flags: Mapping[str, Any]) -> Report:
     needs_keyring = settings is not None and settings.secret_source.endswith("(keyring)")
     report.checks.append(check_keyring(env, interactive=runtime.can_prompt, needed=needs_keyring))
     report.checks.append(check_permissions("config dir", paths.config_dir(env)))
-    report.checks.append(check_permissions("cache dir", paths.cache_dir(env)))
+    caches_tokens = settings is not None and settings.kind == "oauth" and settings.use_token_cache
+    report.checks.append(
+        check_token_cache(env)
+        if caches_tokens
+        else check_permissions("cache dir", paths.cache_dir(env))
+    )
     report.checks.append(settings_check)
     report.checks.append(check_proxies(env, settings.server_url if settings else None))
 

@@ -301,12 +301,23 @@ def test_drop_cached_tokens_only_drops_that_client() -> None:
     assert len(cached_tokens(_env(), server=server, client_id="client-2")) == 1
 
 
-def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
-    from qlikm2m.errors import ConfigError
-
+def test_unwritable_cache_mints_without_caching_and_warns_once(tmp_path: Path) -> None:
     blocked = tmp_path / "blocked"
     blocked.mkdir()
     (blocked / "tokens").write_text("a file where the folder should be")
     env = _env(QLIKM2M_CACHE_DIR=str(blocked))
-    with pytest.raises(ConfigError, match="token cache"):
-        TokenManager(_settings(env), env, FakeTransport(), clock=Clock()).token()  # type: ignore[arg-type]
+    transport = FakeTransport()
+    warnings: list[str] = []
+    manager = TokenManager(
+        _settings(env),
+        env,
+        transport,  # type: ignore[arg-type]
+        clock=Clock(),
+        warn=warnings.append,
+    )
+    assert manager.token().origin == "minted"
+    assert manager.token().origin == "minted"
+    assert len(transport.requests) == 2
+    assert manager.cache_problem is not None
+    assert "tokens" in manager.cache_problem
+    assert len(warnings) == 1
