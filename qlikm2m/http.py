@@ -58,6 +58,19 @@ def origin_of(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), port
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` shown as ``***@``: proxy URLs often carry a password."""
+    from urllib.parse import urlunsplit
+
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{netloc}", parts.path, "", ""))
+
+
 def _path_of(url: str) -> str:
     parts = urlsplit(url)
     return parts.path or "/"
@@ -553,6 +566,23 @@ def is_os_trust_file(path: str) -> bool:
         return False
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy a request to ``url`` goes through, or None for a direct connection.
+
+    The process environment's rules, as requests, urllib and curl apply them: ``https_proxy`` or
+    ``http_proxy`` for the URL's scheme, else ``all_proxy`` (each in lower case, else upper
+    case), unless ``no_proxy`` matches the host: ``*``, a host or domain suffix (``example.com``
+    or ``.example.com``), ``host:port``, or for an IPv4 address a CIDR block (``127.0.0.0/8``).
+    Proxy URLs may be ``http://``, ``https://``, ``socks5://``, ``socks5h://`` (names resolved
+    by the proxy), ``socks4://`` or ``socks4a://``. The one decision both the transport and
+    ``doctor`` use.
+    """
+    import requests.utils
+
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return proxy or None
+
+
 def _build_session(options: HttpOptions) -> requests.Session:
     import requests
     from requests.adapters import HTTPAdapter
@@ -573,12 +603,16 @@ def _build_session(options: HttpOptions) -> requests.Session:
             return super().proxy_manager_for(proxy, **proxy_kwargs)
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-            # A path here comes from $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE (we never pass one):
-            # checked and loaded into our context once, where a bad one is named (exit 3)
-            # instead of requests' bare OSError.
-            if isinstance(verify, str) and verify not in loaded_bundles:
-                add_environment_ca_bundle(context, verify)
-                loaded_bundles.add(verify)
+            # The session does not read the environment (trust_env is off), so the bundle of
+            # $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE is taken here: checked and loaded into our
+            # context once, a bad one named (exit 3) instead of requests' bare OSError.
+            bundle = verify if isinstance(verify, str) else None
+            if verify is True:
+                from_environment = environment_ca_bundle()
+                bundle = from_environment[1] if from_environment else None
+            if bundle is not None and bundle not in loaded_bundles:
+                add_environment_ca_bundle(context, bundle)
+                loaded_bundles.add(bundle)
             super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
             # requests would add certifi's bundle (or the environment's) to our context for
             # every connection: the OS store replaces the first, the second is in it already.
@@ -586,6 +620,10 @@ def _build_session(options: HttpOptions) -> requests.Session:
             conn.ca_cert_dir = None
 
     session = requests.Session()
+    # Proxies come from proxy_for() and the CA bundle from cert_verify above, so that doctor and
+    # the transport decide alike; and ~/.netrc must never replace the bearer token with a
+    # Basic Authorization header, as requests does when it reads the environment.
+    session.trust_env = False
     adapter = TrustStoreAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = f"qlikm2m/{__version__} python-requests/{requests.__version__}"
@@ -614,6 +652,7 @@ class Transport:
         self._clock = clock
         self._rand = rand
         self._session: requests.Session | None = None
+        self._proxies: dict[tuple[str, str, int], dict[str, str]] = {}
 
     @property
     def session(self) -> requests.Session:
@@ -625,6 +664,16 @@ class Transport:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """requests' ``proxies`` argument for ``url``, from ``proxy_for``, once per origin."""
+        origin = origin_of(url)
+        if origin not in self._proxies:
+            proxy = proxy_for(url)
+            self._proxies[origin] = {"http": proxy, "https": proxy} if proxy else {}
+            if proxy:
+                self._trace(f"* through the proxy {without_userinfo(proxy)}")
+        return self._proxies[origin]
 
     def _trace(self, line: str) -> None:
         if self._trace_stream is not None:
@@ -714,6 +763,7 @@ class Transport:
                     data=body,
                     stream=True,
                     allow_redirects=False,
+                    proxies=self._proxies_for(url),
                     timeout=(self.options.connect_timeout, self.options.read_timeout),
                 )
             except Exception as error:
@@ -818,6 +868,17 @@ class Transport:
                 )
             )
         if isinstance(error, requests.exceptions.ConnectionError):
+            proxy = self._proxies.get(origin_of(url), {}).get("https")
+            if proxy:
+                return _Retryable(
+                    NetworkError(
+                        f"Could not reach {host} for {where} through the proxy "
+                        f"{without_userinfo(proxy)}: {_cause_text(error)}.",
+                        hint="Check that the proxy runs and the proxy variables (HTTPS_PROXY, "
+                        "ALL_PROXY, NO_PROXY); `qlikm2m doctor` shows which one applies.",
+                    ),
+                    unsent=_nothing_sent(error),
+                )
             return _Retryable(
                 NetworkError(
                     f"Could not reach {host} for {where}: {_cause_text(error)}.",
