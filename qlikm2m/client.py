@@ -40,6 +40,7 @@ class QlikClient:
         self.transport = Transport(
             options,
             trace=runtime.stderr if runtime.verbose else None,
+            notices=runtime.stderr if runtime.stderr_is_tty else None,
             trace_headers=runtime.verbose >= 2,
         )
         self.tokens = TokenManager(

@@ -457,6 +457,13 @@ def _cause_text(error: BaseException) -> str:
     return _clean(text, 200) or type(error).__name__
 
 
+def _unresolved(error: BaseException) -> bool:
+    """True when a host name (the tenant's, or the proxy's) did not resolve."""
+    import socket
+
+    return any(isinstance(cause, socket.gaierror) for cause in _cause_chain(error))
+
+
 def _nothing_sent(error: BaseException) -> bool:
     """True when the failure happened before the request left: safe to retry any method."""
     from urllib3.exceptions import NewConnectionError
@@ -640,6 +647,7 @@ class Transport:
         options: HttpOptions,
         *,
         trace: IO[str] | None = None,
+        notices: IO[str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] | None = None,
@@ -647,6 +655,8 @@ class Transport:
     ) -> None:
         self.options = options
         self._trace_stream = trace
+        # A person at a terminal sees each retry, so a wait is never a silent hang.
+        self._notice_stream = notices
         self._trace_headers = trace_headers
         self._sleep = sleep
         self._clock = clock
@@ -674,6 +684,16 @@ class Transport:
             if proxy:
                 self._trace(f"* through the proxy {without_userinfo(proxy)}")
         return self._proxies[origin]
+
+    def _retrying(self, delay: float, after: str, attempt: int) -> None:
+        """One line per retry: in the -v trace, or else on ``notices`` (a terminal)."""
+        total = self.options.max_retries + 1
+        line = f"retrying in {delay:.1f} s after: {after} (attempt {attempt + 1} of {total})"
+        if self._trace_stream is not None:
+            self._trace(f"! {line}")
+        elif self._notice_stream is not None:
+            self._notice_stream.write(redact(line) + "\n")
+            self._notice_stream.flush()
 
     def _trace(self, line: str) -> None:
         if self._trace_stream is not None:
@@ -771,7 +791,7 @@ class Transport:
                 retryable = isinstance(failure, _Retryable) and (idempotent or failure.unsent)
                 delay = backoff_delay(attempt - 1, self._rand)
                 if retryable and attempt <= self.options.max_retries and waited + delay <= budget:
-                    self._trace(f"! {failure.message}; retrying in {delay:.1f} s")
+                    self._retrying(delay, _cause_text(error), attempt)
                     self._sleep(delay)
                     waited += delay
                     continue
@@ -789,7 +809,8 @@ class Transport:
                 )
                 return response
             response.read_prefix(MAX_ERROR_BODY)
-            self._trace(f"! HTTP {response.status}; retrying in {delay_or_none:.1f} s")
+            status = f"HTTP {response.status} {response.reason}".strip()
+            self._retrying(delay_or_none, status, attempt)
             self._sleep(delay_or_none)
             waited += delay_or_none
 
@@ -870,22 +891,22 @@ class Transport:
         if isinstance(error, requests.exceptions.ConnectionError):
             proxy = self._proxies.get(origin_of(url), {}).get("https")
             if proxy:
-                return _Retryable(
-                    NetworkError(
-                        f"Could not reach {host} for {where} through the proxy "
-                        f"{without_userinfo(proxy)}: {_cause_text(error)}.",
-                        hint="Check that the proxy runs and the proxy variables (HTTPS_PROXY, "
-                        "ALL_PROXY, NO_PROXY); `qlikm2m doctor` shows which one applies.",
-                    ),
-                    unsent=_nothing_sent(error),
+                failure = NetworkError(
+                    f"Could not reach {host} for {where} through the proxy "
+                    f"{without_userinfo(proxy)}: {_cause_text(error)}.",
+                    hint="Check that the proxy runs and the proxy variables (HTTPS_PROXY, "
+                    "ALL_PROXY, NO_PROXY); `qlikm2m doctor` shows which one applies.",
                 )
-            return _Retryable(
-                NetworkError(
+            else:
+                failure = NetworkError(
                     f"Could not reach {host} for {where}: {_cause_text(error)}.",
                     hint="Check the tenant URL, DNS, proxies (HTTPS_PROXY/NO_PROXY) and firewall.",
-                ),
-                unsent=_nothing_sent(error),
-            )
+                )
+            if _unresolved(error):
+                # A name that does not resolve now will not in the next seconds either: a
+                # typo in the URL or a missing VPN. Retrying only made it fail 5 s later.
+                return _Failure(failure)
+            return _Retryable(failure, unsent=_nothing_sent(error))
         if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
             from qlikm2m.errors import ConfigError
 
