@@ -93,3 +93,17 @@ def test_a_good_environment_bundle_still_works(
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", tenant_env.ca_bundle or "")
     code, _, err = _run("doctor")
     assert code == ExitCode.OK, err
+
+
+def test_a_qlik_ca_bundle_that_is_not_pem_is_exit_3_naming_its_source(
+    tenant_env: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path, _ = _bad_bundles(tmp_path)["garbage"]
+    monkeypatch.setenv("QLIK_CA_BUNDLE", path)
+    code, _, err = _run("tenant", "me")
+    assert code == ExitCode.CONFIG, err
+    assert "could not be loaded" in err
+    code, out, err = _run("-o", "json", "doctor")
+    assert code == ExitCode.CONFIG, err
+    checks = {check["check"]: check for check in json.loads(out)["checks"]}
+    assert checks["tls"]["status"] == "fail"

@@ -135,6 +135,21 @@ def test_yaml_and_ndjson_in_a_legacy_code_page(sandbox: Any, cli_env: dict[str, 
     assert names == ["日本", "café → 😀"]
 
 
+@pytest.mark.parametrize("mode", ["--ndjson", "--paginate"])
+def test_streamed_json_in_a_legacy_code_page(
+    sandbox: Any, cli_env: dict[str, str], mode: str
+) -> None:
+    _force_items(sandbox)
+    done = _run_bytes("api", "v1/items", mode, env=_cp1252(cli_env))
+    assert done.returncode == 0, done.stderr
+    text = done.stdout.decode("cp1252")
+    if mode == "--ndjson":
+        names = [json.loads(line)["name"] for line in text.splitlines()]
+    else:
+        names = [item["name"] for item in json.loads(text)]
+    assert names == ["日本", "café → 😀"]
+
+
 def test_table_and_doctor_fall_back_to_plain_characters(
     sandbox: Any, cli_env: dict[str, str]
 ) -> None:
