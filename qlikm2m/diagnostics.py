@@ -231,20 +231,18 @@ def check_dns(target: _Target, timeout: float) -> tuple[Check, list[Any]]:
     return Check("dns", "ok", f"{target.host} → {', '.join(addresses)}", elapsed_ms=elapsed), infos
 
 
-def check_tcp(target: _Target, timeout: float, *, proxied: bool) -> Check:
+def check_tcp(target: _Target, timeout: float) -> Check:
+    """A direct TCP connection to the tenant (only run when no proxy carries the traffic)."""
     try:
         sock, elapsed = _timed(
             lambda: socket.create_connection((target.host, target.port), timeout=timeout)
         )
     except OSError as error:
-        status: Status = "warn" if proxied else "fail"
         return Check(
             "tcp",
-            status,
+            "fail",
             f"cannot connect to {target.host}:{target.port}: {error}",
-            "A proxy is configured: direct connections may be blocked by design."
-            if proxied
-            else "Check the URL, the port and any firewall between you and the tenant.",
+            "Check the URL, the port and any firewall between you and the tenant.",
             exit_code=ExitCode.NETWORK,
         )
     sock.close()
@@ -433,7 +431,7 @@ def run_checks(runtime: Runtime, flags: Mapping[str, Any]) -> Report:
     if dns.status == "fail":
         report.checks += [Check(name, "skip", "needs DNS") for name in later[1:]]
         return report
-    tcp = check_tcp(target, timeout, proxied=False)
+    tcp = check_tcp(target, timeout)
     report.checks.append(tcp)
     if tcp.status == "fail":
         report.checks += [Check(name, "skip", "needs a connection") for name in later[2:]]
