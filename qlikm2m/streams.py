@@ -144,7 +144,8 @@ def _with_text_fallback(stream: TextIO) -> None:
             reconfigure(errors=handler)
 
 
-def _describe(error: OSError) -> str:
+def describe_write_error(error: OSError) -> str:
+    """A few words for a failed write: "it is closed", "the disk is full", the OS's own words."""
     if error.errno == errno.EBADF:
         return "it is closed"
     if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
@@ -233,7 +234,7 @@ class GuardedStream(io.TextIOBase):
         if not self._fatal:
             return size
         raise OutputError(
-            f"Could not write the output to {self._name}: {_describe(error)}.",
+            f"Could not write the output to {self._name}: {describe_write_error(error)}.",
             hint=f"What was written before may be incomplete; check where {self._name} goes.",
         ) from None
 

@@ -7,8 +7,11 @@ starts, /dev/full, PYTHONIOENCODING), which an in-process run cannot show.
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +180,56 @@ def test_error_messages_in_a_legacy_code_page(sandbox: Any, cli_env: dict[str, s
     err = done.stderr.decode("cp1252")
     assert "Élément -> \\u65e5\\u672c introuvable (X-1)" in err
     assert "Traceback" not in err
+
+
+def _force_download(sandbox: Any, size: int) -> list[str]:
+    sandbox.force(
+        status=200,
+        stream_bytes=size,
+        content_type="application/octet-stream",
+        match="GET /api/v1/apps/",
+    )
+    return ["api", f"v1/apps/{sandbox.app_ids()[0]}/export", "--output-file"]
+
+
+def test_output_file_on_a_full_device_is_exit_10_and_the_device_stays(
+    sandbox: Any, run_qlikm2m: Any, tmp_path: Path
+) -> None:
+    if not stat.S_ISCHR(os.stat("/dev/full").st_mode):
+        pytest.skip("no /dev/full device on this system")
+    # Through a symlink: were the device renamed over, only the link would be lost.
+    link = tmp_path / "full-disk"
+    link.symlink_to("/dev/full")
+    done = run_qlikm2m(*_force_download(sandbox, 100_000), str(link))
+    assert done.returncode == ExitCode.OUTPUT, done.stderr
+    assert f"Could not write --output-file {link}: the disk is full." in done.stderr
+    assert link.is_symlink()
+    assert stat.S_ISCHR(os.stat(link).st_mode)
+
+
+def test_output_file_into_a_fifo_writes_through_it(
+    sandbox: Any, run_qlikm2m: Any, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[int] = []
+
+    def read() -> None:
+        with fifo.open("rb") as reader:
+            received.append(len(reader.read()))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    done = run_qlikm2m(*_force_download(sandbox, 300_000), str(fifo))
+    reader.join(timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert received == [300_000]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_output_file_that_is_a_folder_is_a_usage_error(
+    sandbox: Any, run_qlikm2m: Any, tmp_path: Path
+) -> None:
+    done = run_qlikm2m(*_force_download(sandbox, 10), str(tmp_path))
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    assert "is a folder" in done.stderr
