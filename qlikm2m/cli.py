@@ -29,7 +29,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
     # Rich help panels cost ~150 ms of imports: worth it for a person at a terminal, not for a pipe.
-    rich_markup_mode="rich" if sys.stdout.isatty() else None,
+    rich_markup_mode="rich" if sys.stdout is not None and sys.stdout.isatty() else None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -82,7 +82,8 @@ def root(
             "-v",
             count=True,
             show_default=False,
-            help="Trace HTTP requests on stderr (secrets redacted); show tracebacks on errors.",
+            help="Trace HTTP requests on stderr (secrets redacted); -vv adds headers and the "
+            "traceback of any error (an unexpected one gets it with -v).",
         ),
     ] = 0,
     no_input: Annotated[
@@ -212,7 +213,8 @@ def _run(argv: list[str] | None, runtime: Runtime | None) -> int:
         register_commands(args)
         result = app(args=args, prog_name="qlikm2m", standalone_mode=False, obj=runtime)
     except QlikM2MError as error:
-        if runtime.verbose:
+        # An expected error is its sentence; its traceback is for those who ask twice (-vv).
+        if runtime.verbose >= 2:
             _print_traceback(runtime)
         _report(runtime, error)
         return int(error.exit_code)
@@ -246,6 +248,14 @@ def _run(argv: list[str] | None, runtime: Runtime | None) -> int:
         return int(ExitCode.UNEXPECTED)
     if result == int(ExitCode.INTERRUPTED):
         return _report_interrupted(runtime)
+    try:
+        # What is still buffered must reach its file before the exit code says it did.
+        runtime.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    except QlikM2MError as error:
+        _report(runtime, error)
+        return int(error.exit_code)
     return result if isinstance(result, int) else int(ExitCode.OK)
 
 

@@ -40,9 +40,16 @@ class QlikClient:
         self.transport = Transport(
             options,
             trace=runtime.stderr if runtime.verbose else None,
+            notices=runtime.stderr if runtime.stderr_is_tty else None,
             trace_headers=runtime.verbose >= 2,
         )
-        self.tokens = TokenManager(settings, runtime.env, self.transport, use_cache=use_token_cache)
+        self.tokens = TokenManager(
+            settings,
+            runtime.env,
+            self.transport,
+            use_cache=use_token_cache,
+            warn=lambda message: runtime.stderr.write(f"warning: {message}\n"),
+        )
 
     # -- URLs --
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from qlikm2m import paths
 from qlikm2m.errors import ExitCode, QlikM2MError
@@ -150,36 +150,48 @@ def check_permissions(name: str, folder: Path) -> Check:
     return Check(name, "ok", f"{folder} is private (0700, files 0600)")
 
 
-def _without_userinfo(url: str) -> str:
-    # Proxy URLs often carry a password: show the host only.
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        return urlunsplit((parts.scheme, f"***@{netloc}", parts.path, "", ""))
-    return url
+def check_token_cache(env: Mapping[str, str]) -> Check:
+    """The cache folder as the token step will use it: private, and writable at all.
+
+    A folder that cannot be written (read-only, under a HOME that does not exist) is a warning:
+    commands work, minting a token on every run, as the token step then reports.
+    """
+    from qlikm2m.tokens import probe_token_cache
+
+    problem = probe_token_cache(env)
+    if problem is not None:
+        return Check(
+            "cache dir",
+            "warn",
+            f"tokens cannot be cached ({problem}): every run mints a new token",
+            "Point QLIKM2M_CACHE_DIR at a writable folder (or use --no-token-cache to mean it).",
+        )
+    return check_permissions("cache dir", paths.cache_dir(env))
 
 
 def check_proxies(env: Mapping[str, str], server: str | None) -> Check:
+    """The proxy variables set, and whether the tenant goes through a proxy (``proxy_for``)."""
+    from qlikm2m.http import without_userinfo
+
     seen = {}
     for name in _PROXY_VARIABLES:
-        value = env.get(name) or env.get(name.lower())
+        value = env.get(name.lower()) or env.get(name)
         if value:
-            seen[name] = value if name == "NO_PROXY" else _without_userinfo(value)
+            seen[name] = value if name == "NO_PROXY" else without_userinfo(value)
     if not seen:
         return Check("proxy", "ok", "no proxy variables set: direct connections")
     detail = ", ".join(f"{key}={value}" for key, value in seen.items())
     if server:
-        import urllib.request
+        from qlikm2m.http import proxy_for
 
         host = urlsplit(server).hostname or ""
-        proxies = {"no": env.get("NO_PROXY") or env.get("no_proxy") or ""}
-        # Same NO_PROXY rules as requests and curl; typeshed does not list this function.
-        bypass = getattr(urllib.request, "proxy_bypass_environment")  # noqa: B009
-        bypassed = bool(bypass(host, proxies))
-        via = "bypassed by NO_PROXY" if bypassed else "sent through the proxy"
-        detail += f"; the tenant {host} is {via}"
+        proxy = proxy_for(server)
+        if proxy:
+            detail += f"; the tenant {host} is reached through the proxy {without_userinfo(proxy)}"
+        elif any(name != "NO_PROXY" for name in seen):
+            detail += f"; the tenant {host} is bypassed by NO_PROXY (direct connection)"
+        else:
+            detail += f"; the tenant {host} is reached directly"
     return Check("proxy", "ok", detail)
 
 
@@ -219,20 +231,18 @@ def check_dns(target: _Target, timeout: float) -> tuple[Check, list[Any]]:
     return Check("dns", "ok", f"{target.host} → {', '.join(addresses)}", elapsed_ms=elapsed), infos
 
 
-def check_tcp(target: _Target, timeout: float, *, proxied: bool) -> Check:
+def check_tcp(target: _Target, timeout: float) -> Check:
+    """A direct TCP connection to the tenant (only run when no proxy carries the traffic)."""
     try:
         sock, elapsed = _timed(
             lambda: socket.create_connection((target.host, target.port), timeout=timeout)
         )
     except OSError as error:
-        status: Status = "warn" if proxied else "fail"
         return Check(
             "tcp",
-            status,
+            "fail",
             f"cannot connect to {target.host}:{target.port}: {error}",
-            "A proxy is configured: direct connections may be blocked by design."
-            if proxied
-            else "Check the URL, the port and any firewall between you and the tenant.",
+            "Check the URL, the port and any firewall between you and the tenant.",
             exit_code=ExitCode.NETWORK,
         )
     sock.close()
@@ -242,10 +252,14 @@ def check_tcp(target: _Target, timeout: float, *, proxied: bool) -> Check:
 def check_tls(target: _Target, timeout: float, ca_bundle: str | None) -> Check:
     if not target.tls:
         return Check("tls", "skip", "plain HTTP (allowed for loopback only)")
-    from qlikm2m.http import tls_context
+    from qlikm2m.http import add_environment_ca_bundle, environment_ca_bundle, tls_context
 
     try:
         context = tls_context(ca_bundle)
+        # The bundle requests takes from the environment, checked as every request checks it.
+        from_environment = environment_ca_bundle()
+        if from_environment is not None:
+            add_environment_ca_bundle(context, from_environment[1])
     except QlikM2MError as error:
         return _failure("tls", error)
     import ssl
@@ -344,6 +358,8 @@ def check_token_and_me(settings: ResolvedSettings, runtime: Runtime) -> list[Che
         detail = f"token {origin}"
         if remaining is not None:
             detail += f", valid for {remaining / 60:.0f} more minutes"
+        if client.tokens.cache_problem is not None:
+            detail += f" (not cached: {client.tokens.cache_problem})"
         checks.append(Check("token", "ok", detail, elapsed_ms=elapsed))
         try:
             user, elapsed = _timed(lambda: client.get_json("/api/v1/users/me"))
@@ -385,7 +401,12 @@ def run_checks(runtime: Runtime, flags: Mapping[str, Any]) -> Report:
     needs_keyring = settings is not None and settings.secret_source.endswith("(keyring)")
     report.checks.append(check_keyring(env, interactive=runtime.can_prompt, needed=needs_keyring))
     report.checks.append(check_permissions("config dir", paths.config_dir(env)))
-    report.checks.append(check_permissions("cache dir", paths.cache_dir(env)))
+    caches_tokens = settings is not None and settings.kind == "oauth" and settings.use_token_cache
+    report.checks.append(
+        check_token_cache(env)
+        if caches_tokens
+        else check_permissions("cache dir", paths.cache_dir(env))
+    )
     report.checks.append(settings_check)
     report.checks.append(check_proxies(env, settings.server_url if settings else None))
 
@@ -395,13 +416,29 @@ def run_checks(runtime: Runtime, flags: Mapping[str, Any]) -> Report:
         return report
     target = _target(settings.server_url)
     timeout = settings.seconds("connect_timeout")
+    from qlikm2m.http import proxy_for, without_userinfo
+
+    proxy = proxy_for(settings.server_url)
+    if proxy:
+        # The tenant's name, connection and TLS are the proxy's business: checking them
+        # directly would test a path no request takes. The clock and token checks below go
+        # through the proxy as every command does.
+        shown = without_userinfo(proxy)
+        report.checks += [
+            Check(name, "skip", f"through the proxy {shown}") for name in ("dns", "tcp")
+        ]
+        report.checks.append(
+            Check("tls", "skip", f"through the proxy {shown} (checked by the next requests)")
+        )
+        report.checks.append(check_clock(settings, runtime))
+        report.checks += check_token_and_me(settings, runtime)
+        return report
     dns, _ = check_dns(target, timeout)
     report.checks.append(dns)
     if dns.status == "fail":
         report.checks += [Check(name, "skip", "needs DNS") for name in later[1:]]
         return report
-    proxied = any(env.get(n) or env.get(n.lower()) for n in ("HTTPS_PROXY", "ALL_PROXY"))
-    tcp = check_tcp(target, timeout, proxied=bool(proxied))
+    tcp = check_tcp(target, timeout)
     report.checks.append(tcp)
     if tcp.status == "fail":
         report.checks += [Check(name, "skip", "needs a connection") for name in later[2:]]

@@ -24,6 +24,7 @@ class ExitCode(enum.IntEnum):
     KEYRING = 7
     RELOAD_FAILED = 8
     WAIT_TIMEOUT = 9
+    OUTPUT = 10
     INTERRUPTED = 130
 
 
@@ -94,6 +95,13 @@ class KeyringError(QlikM2MError):
 
     exit_code = ExitCode.KEYRING
     kind = "keyring"
+
+
+class OutputError(QlikM2MError):
+    """The result could not be written: stdout closed, a full disk, an I/O error."""
+
+    exit_code = ExitCode.OUTPUT
+    kind = "output"
 
 
 class Interrupted(QlikM2MError):

@@ -58,6 +58,19 @@ def origin_of(url: str) -> tuple[str, str, int]:
     return scheme, (parts.hostname or "").lower(), port
 
 
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` shown as ``***@``: proxy URLs often carry a password."""
+    from urllib.parse import urlunsplit
+
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{netloc}", parts.path, "", ""))
+
+
 def _path_of(url: str) -> str:
     parts = urlsplit(url)
     return parts.path or "/"
@@ -444,6 +457,13 @@ def _cause_text(error: BaseException) -> str:
     return _clean(text, 200) or type(error).__name__
 
 
+def _unresolved(error: BaseException) -> bool:
+    """True when a host name (the tenant's, or the proxy's) did not resolve."""
+    import socket
+
+    return any(isinstance(cause, socket.gaierror) for cause in _cause_chain(error))
+
+
 def _nothing_sent(error: BaseException) -> bool:
     """True when the failure happened before the request left: safe to retry any method."""
     from urllib3.exceptions import NewConnectionError
@@ -471,6 +491,65 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
     return context
 
 
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def environment_ca_bundle(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """(variable, path) of the CA bundle requests takes from the environment, or None.
+
+    requests reads ``$REQUESTS_CA_BUNDLE``, then ``$CURL_CA_BUNDLE``, from the process
+    environment for every HTTPS request; a file or a folder of hashed certificates.
+    """
+    import os
+
+    environ = os.environ if environ is None else environ
+    for name in CA_BUNDLE_VARIABLES:
+        value = environ.get(name)
+        if value:
+            return name, value
+    return None
+
+
+def add_environment_ca_bundle(
+    context: ssl.SSLContext, path: str, environ: Mapping[str, str] | None = None
+) -> None:
+    """Load the environment's CA bundle ``path`` into ``context`` (skipped for the OS file).
+
+    Raises ConfigError (exit 3) naming the variable when ``path`` is missing, unreadable or not
+    PEM certificates: requests would fail every request with a bare OSError or a misleading
+    TLS verification error.
+    """
+    import os
+    import ssl
+
+    from qlikm2m.errors import ConfigError
+
+    found = environment_ca_bundle(environ)
+    name = f"${found[0]}" if found and found[1] == path else "The CA bundle variable"
+    hint = (
+        f"Point {name.lstrip('$')} at a PEM file of CA certificates, or unset it: the system "
+        "trust store is always used, and --ca-bundle / QLIK_CA_BUNDLE add a private CA."
+    )
+    if not os.path.exists(path):
+        raise ConfigError(f"{name} names {path}, which does not exist.", hint=hint)
+    if os.path.isfile(path) and is_os_trust_file(path):
+        return
+    try:
+        if os.path.isdir(path):
+            context.load_verify_locations(capath=path)
+        else:
+            context.load_verify_locations(cafile=path)
+    except (OSError, ssl.SSLError) as error:
+        if isinstance(error, ssl.SSLError) and error.reason:
+            reason = error.reason.replace("_", " ").lower()  # NO_CERTIFICATE_OR_CRL_FOUND
+        else:
+            reason = (error.strerror or str(error)).lower()
+        raise ConfigError(
+            f"{name} names {path}, which could not be loaded as CA certificates: {reason}.",
+            hint=hint,
+        ) from None
+
+
 def is_os_trust_file(path: str) -> bool:
     """Whether ``path`` is the CA file the OS trust store loads anyway.
 
@@ -494,13 +573,30 @@ def is_os_trust_file(path: str) -> bool:
         return False
 
 
+def proxy_for(url: str) -> str | None:
+    """The proxy a request to ``url`` goes through, or None for a direct connection.
+
+    The process environment's rules, as requests, urllib and curl apply them: ``https_proxy`` or
+    ``http_proxy`` for the URL's scheme, else ``all_proxy`` (each in lower case, else upper
+    case), unless ``no_proxy`` matches the host: ``*``, a host or domain suffix (``example.com``
+    or ``.example.com``), ``host:port``, or for an IPv4 address a CIDR block (``127.0.0.0/8``).
+    Proxy URLs may be ``http://``, ``https://``, ``socks5://``, ``socks5h://`` (names resolved
+    by the proxy), ``socks4://`` or ``socks4a://``. The one decision both the transport and
+    ``doctor`` use.
+    """
+    import requests.utils
+
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return proxy or None
+
+
 def _build_session(options: HttpOptions) -> requests.Session:
     import requests
     from requests.adapters import HTTPAdapter
 
     context = tls_context(options.ca_bundle)
-    # requests calls cert_verify before every request: decide once per bundle path, not per page.
-    os_trust_files: dict[str, bool] = {}
+    # requests calls cert_verify before every request: load a bundle once, not per page.
+    loaded_bundles: set[str] = set()
 
     class TrustStoreAdapter(HTTPAdapter):
         """TLS verified by the OS trust store plus the --ca-bundle, for direct and proxied use."""
@@ -514,17 +610,27 @@ def _build_session(options: HttpOptions) -> requests.Session:
             return super().proxy_manager_for(proxy, **proxy_kwargs)
 
         def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+            # The session does not read the environment (trust_env is off), so the bundle of
+            # $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE is taken here: checked and loaded into our
+            # context once, a bad one named (exit 3) instead of requests' bare OSError.
+            bundle = verify if isinstance(verify, str) else None
+            if verify is True:
+                from_environment = environment_ca_bundle()
+                bundle = from_environment[1] if from_environment else None
+            if bundle is not None and bundle not in loaded_bundles:
+                add_environment_ca_bundle(context, bundle)
+                loaded_bundles.add(bundle)
             super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
-            if isinstance(verify, str) and verify not in os_trust_files:
-                os_trust_files[verify] = is_os_trust_file(verify)
-            if verify is True or (isinstance(verify, str) and os_trust_files[verify]):
-                # requests would add certifi's bundle (or $REQUESTS_CA_BUNDLE) to our context;
-                # the OS store replaces the first and already holds the second when it is
-                # the system file.
-                conn.ca_certs = None
-                conn.ca_cert_dir = None
+            # requests would add certifi's bundle (or the environment's) to our context for
+            # every connection: the OS store replaces the first, the second is in it already.
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
 
     session = requests.Session()
+    # Proxies come from proxy_for() and the CA bundle from cert_verify above, so that doctor and
+    # the transport decide alike; and ~/.netrc must never replace the bearer token with a
+    # Basic Authorization header, as requests does when it reads the environment.
+    session.trust_env = False
     adapter = TrustStoreAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = f"qlikm2m/{__version__} python-requests/{requests.__version__}"
@@ -541,6 +647,7 @@ class Transport:
         options: HttpOptions,
         *,
         trace: IO[str] | None = None,
+        notices: IO[str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         rand: Callable[[], float] | None = None,
@@ -548,11 +655,14 @@ class Transport:
     ) -> None:
         self.options = options
         self._trace_stream = trace
+        # A person at a terminal sees each retry, so a wait is never a silent hang.
+        self._notice_stream = notices
         self._trace_headers = trace_headers
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
         self._session: requests.Session | None = None
+        self._proxies: dict[tuple[str, str, int], dict[str, str]] = {}
 
     @property
     def session(self) -> requests.Session:
@@ -564,6 +674,26 @@ class Transport:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """requests' ``proxies`` argument for ``url``, from ``proxy_for``, once per origin."""
+        origin = origin_of(url)
+        if origin not in self._proxies:
+            proxy = proxy_for(url)
+            self._proxies[origin] = {"http": proxy, "https": proxy} if proxy else {}
+            if proxy:
+                self._trace(f"* through the proxy {without_userinfo(proxy)}")
+        return self._proxies[origin]
+
+    def _retrying(self, delay: float, after: str, attempt: int) -> None:
+        """One line per retry: in the -v trace, or else on ``notices`` (a terminal)."""
+        total = self.options.max_retries + 1
+        line = f"retrying in {delay:.1f} s after: {after} (attempt {attempt + 1} of {total})"
+        if self._trace_stream is not None:
+            self._trace(f"! {line}")
+        elif self._notice_stream is not None:
+            self._notice_stream.write(redact(line) + "\n")
+            self._notice_stream.flush()
 
     def _trace(self, line: str) -> None:
         if self._trace_stream is not None:
@@ -653,6 +783,7 @@ class Transport:
                     data=body,
                     stream=True,
                     allow_redirects=False,
+                    proxies=self._proxies_for(url),
                     timeout=(self.options.connect_timeout, self.options.read_timeout),
                 )
             except Exception as error:
@@ -660,7 +791,7 @@ class Transport:
                 retryable = isinstance(failure, _Retryable) and (idempotent or failure.unsent)
                 delay = backoff_delay(attempt - 1, self._rand)
                 if retryable and attempt <= self.options.max_retries and waited + delay <= budget:
-                    self._trace(f"! {failure.message}; retrying in {delay:.1f} s")
+                    self._retrying(delay, _cause_text(error), attempt)
                     self._sleep(delay)
                     waited += delay
                     continue
@@ -678,7 +809,8 @@ class Transport:
                 )
                 return response
             response.read_prefix(MAX_ERROR_BODY)
-            self._trace(f"! HTTP {response.status}; retrying in {delay_or_none:.1f} s")
+            status = f"HTTP {response.status} {response.reason}".strip()
+            self._retrying(delay_or_none, status, attempt)
             self._sleep(delay_or_none)
             waited += delay_or_none
 
@@ -757,13 +889,24 @@ class Transport:
                 )
             )
         if isinstance(error, requests.exceptions.ConnectionError):
-            return _Retryable(
-                NetworkError(
+            proxy = self._proxies.get(origin_of(url), {}).get("https")
+            if proxy:
+                failure = NetworkError(
+                    f"Could not reach {host} for {where} through the proxy "
+                    f"{without_userinfo(proxy)}: {_cause_text(error)}.",
+                    hint="Check that the proxy runs and the proxy variables (HTTPS_PROXY, "
+                    "ALL_PROXY, NO_PROXY); `qlikm2m doctor` shows which one applies.",
+                )
+            else:
+                failure = NetworkError(
                     f"Could not reach {host} for {where}: {_cause_text(error)}.",
                     hint="Check the tenant URL, DNS, proxies (HTTPS_PROXY/NO_PROXY) and firewall.",
-                ),
-                unsent=_nothing_sent(error),
-            )
+                )
+            if _unresolved(error):
+                # A name that does not resolve now will not in the next seconds either: a
+                # typo in the URL or a missing VPN. Retrying only made it fail 5 s later.
+                return _Failure(failure)
+            return _Retryable(failure, unsent=_nothing_sent(error))
         if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
             from qlikm2m.errors import ConfigError
 

@@ -61,10 +61,15 @@ def to_json(data: Any, *, pretty: bool) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
-def to_yaml(data: Any) -> str:
+def to_yaml(data: Any, stream: object = None) -> str:
+    """YAML as printed; with \\u escapes in double quotes when ``stream`` cannot carry the text."""
     from qlikm2m import yaml_codec
+    from qlikm2m.streams import can_encode
 
-    return yaml_codec.dump(data)
+    text = yaml_codec.dump(data)
+    if stream is None or can_encode(text, stream):
+        return text
+    return yaml_codec.dump(data, allow_unicode=False)
 
 
 # --- tables --------------------------------------------------------------------------------------
@@ -322,14 +327,21 @@ class Output:
         if not queried:
             data = self.apply_query(data)
         if self.format == "yaml":
-            self.stdout.write(to_yaml(data))
+            self.stdout.write(to_yaml(data, self.stdout))
         elif self.format == "table":
             render_table(self.runtime, data)
         elif self.format == "text":
             self.stdout.write(to_text(data))
         else:
-            self.stdout.write(to_json(data, pretty=self.runtime.stdout_is_tty) + "\n")
+            self.stdout.write(self._json(to_json(data, pretty=self.runtime.stdout_is_tty)) + "\n")
         self.stdout.flush()
+
+    def _json(self, text: str) -> str:
+        # A stream in a legacy code page (cp1252 on Windows) gets \\u escapes for what it
+        # cannot carry: the same document, still complete and valid.
+        from qlikm2m.streams import json_for_stream
+
+        return json_for_stream(text, self.stdout)
 
     def emit_text(self, text: str) -> None:
         self.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -341,7 +353,7 @@ class Output:
         write = self.stdout.write
         for item in items:
             value = self.apply_query(item)
-            write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
+            write(self._json(json.dumps(value, ensure_ascii=False, separators=(",", ":"))) + "\n")
             count += 1
             if count % 100 == 0:
                 self.stdout.flush()
@@ -368,7 +380,7 @@ class Output:
             if pretty:
                 text = "\n".join("  " + line for line in text.splitlines())
             write(("[\n" if pretty else "[") if count == 0 else (",\n" if pretty else ","))
-            write(text)
+            write(self._json(text))
             count += 1
         write(("\n]" if count else "[]") if pretty else ("]" if count else "[]"))
         write("\n")

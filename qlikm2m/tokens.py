@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from qlikm2m.errors import AuthError, ConfigError
+from qlikm2m.errors import AuthError
 from qlikm2m.paths import cache_dir
 from qlikm2m.redaction import register_secret
 
@@ -87,6 +87,32 @@ class CacheKey:
 
 def token_dir(env: Mapping[str, str]) -> Path:
     return cache_dir(env) / _TOKEN_DIR
+
+
+def cache_problem_text(folder: Path, error: OSError) -> str:
+    """Why ``folder`` cannot hold tokens, in a few words: "/x/tokens: read-only file system"."""
+    reason = (error.strerror or str(error) or type(error).__name__).lower()
+    where = error.filename if isinstance(error.filename, str) else str(folder)
+    return f"{where}: {reason}"
+
+
+def probe_token_cache(env: Mapping[str, str]) -> str | None:
+    """Whether tokens can be cached: None, or why not (as ``cache_problem_text``).
+
+    Creates the folder as the first mint would, then a file in it, removed at once.
+    """
+    import tempfile
+
+    from qlikm2m.paths import ensure_private_dir
+
+    folder = token_dir(env)
+    try:
+        ensure_private_dir(folder)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-", suffix=".tmp"):
+            pass
+    except OSError as error:
+        return cache_problem_text(folder, error)
+    return None
 
 
 def cache_key(settings: ResolvedSettings) -> CacheKey:
@@ -214,7 +240,9 @@ def drop_cached_tokens(
         if entry.key.get("server") == server and (entry.key.get("client_id") or None) == (
             client_id or None
         ):
-            with contextlib.suppress(FileNotFoundError):
+            # A read-only cache keeps its files: the tokens in them are bound to credentials
+            # that are gone (a renewed generation or fingerprint), so no run will use them.
+            with contextlib.suppress(OSError):
                 path.unlink()
                 dropped += 1
     return dropped
@@ -285,6 +313,7 @@ class TokenManager:
         use_cache: bool = True,
         clock: Callable[[], float] = time.time,
         lock_timeout: float | None = None,
+        warn: Callable[[str], object] | None = None,
     ) -> None:
         self.settings = settings
         self.env = env
@@ -298,6 +327,9 @@ class TokenManager:
         self.clock = clock
         self.mint_count = 0
         self.last: Token | None = None
+        # Why tokens are not being cached (an unwritable cache folder), once it is known.
+        self.cache_problem: str | None = None
+        self._warn = warn
         # Long enough for another process's mint, retries included.
         self.lock_timeout = lock_timeout or (
             settings.seconds("connect_timeout")
@@ -340,8 +372,13 @@ class TokenManager:
         assert path is not None
         entry = _read_entry(path)
         if entry is not None and hmac.compare_digest(entry.token.value, rejected.value):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                # A read-only cache keeps the refused token; `avoid` below stops us reusing it.
+                self._uncached(path.parent, error)
         return self._remember(self._mint_single_flight(avoid=rejected.value))
 
     def cached(self) -> Token | None:
@@ -390,27 +427,45 @@ class TokenManager:
         path = self.cache_path
         assert path is not None
         assert self._key is not None
+        held = contextlib.ExitStack()
         try:
             ensure_private_dir(path.parent)
-            with locked(path.with_suffix(".lock"), timeout=self.lock_timeout):
-                # Another process may have minted while we waited for the lock.
-                cached = self._fresh_cached(avoid=avoid)
-                if cached is not None:
-                    return cached
-                token = self._mint()
-                if token.expires_at is not None and token.is_fresh(self.clock()):
-                    import secrets
-
-                    salt = secrets.token_bytes(16)
-                    digest = fingerprint(salt, self._key.client_id, self.settings.secret())
-                    _write_entry(path, self._key, token, salt, digest)
-                return token
+            held.enter_context(locked(path.with_suffix(".lock"), timeout=self.lock_timeout))
         except OSError as error:
-            raise ConfigError(
-                f"The token cache in {path.parent} is not usable: {error.strerror or error}.",
-                hint="Fix the folder's permissions, point QLIKM2M_CACHE_DIR elsewhere, or use "
-                "--no-token-cache.",
-            ) from error
+            # No writable cache (read-only folder, a HOME that does not exist): the command
+            # still works, minting as --no-token-cache would.
+            held.close()
+            self._uncached(path.parent, error)
+            return self._mint()
+        try:
+            # Another process may have minted while we waited for the lock.
+            cached = self._fresh_cached(avoid=avoid)
+            if cached is not None:
+                return cached
+            token = self._mint()
+            if token.expires_at is not None and token.is_fresh(self.clock()):
+                import secrets
+
+                salt = secrets.token_bytes(16)
+                digest = fingerprint(salt, self._key.client_id, self.settings.secret())
+                try:
+                    _write_entry(path, self._key, token, salt, digest)
+                except OSError as error:
+                    self._uncached(path.parent, error)
+            return token
+        finally:
+            held.close()
+
+    def _uncached(self, folder: Path, error: OSError) -> None:
+        """Note, once, that tokens are not cached, and say why on stderr (through ``warn``)."""
+        if self.cache_problem is not None:
+            return
+        self.cache_problem = cache_problem_text(folder, error)
+        if self._warn is not None:
+            self._warn(
+                f"the token cache is not usable ({self.cache_problem}); continuing without it, "
+                "so every run mints a new token. Point QLIKM2M_CACHE_DIR at a writable folder."
+            )
 
     def _mint(self) -> Token:
         from qlikm2m.http import raise_for_status

@@ -21,8 +21,11 @@ class YamlSyntaxError(ValueError):
         self.problem = problem
 
 
-def dump(data: Any) -> str:
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+def dump(data: Any, *, allow_unicode: bool = True) -> str:
+    """YAML text; ``allow_unicode=False`` escapes non-ASCII text inside double quotes."""
+    return yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=allow_unicode, default_flow_style=False
+    )
 
 
 def load(raw: bytes | str) -> Any:

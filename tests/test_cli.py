@@ -80,11 +80,28 @@ def test_message_and_hint_are_printed_on_stderr(monkeypatch: pytest.MonkeyPatch)
     assert runtime.stderr.getvalue() == "error: No tenant.\nhint: Set QLIK_SERVER.\n"  # type: ignore[attr-defined]
 
 
-def test_verbose_adds_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "app", _app_raising(AuthError("refused")))
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(AuthError("refused"), ExitCode.AUTH), (ApiError("not found"), ExitCode.API)],
+)
+def test_an_expected_error_gets_a_traceback_only_with_vv(
+    monkeypatch: pytest.MonkeyPatch, error: QlikM2MError, code: ExitCode
+) -> None:
+    # -v is the HTTP trace; a traceback of an expected error is noise there, kept for -vv.
+    monkeypatch.setattr(cli, "app", _app_raising(error))
+    once, twice = make_runtime(), make_runtime()
+    assert cli.main(["-v", "boom"], once) == code
+    assert cli.main(["-vv", "boom"], twice) == code
+    assert "Traceback" not in once.stderr.getvalue()  # type: ignore[attr-defined]
+    assert f"error: {error.message}" in once.stderr.getvalue()  # type: ignore[attr-defined]
+    assert "Traceback" in twice.stderr.getvalue()  # type: ignore[attr-defined]
+
+
+def test_verbose_adds_a_traceback_to_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "app", _app_raising(RuntimeError("surprise")))
     runtime = make_runtime()
-    assert cli.main(["-v", "boom"], runtime) == ExitCode.AUTH
-    assert "Traceback" in runtime.err
+    assert cli.main(["-v", "boom"], runtime) == ExitCode.UNEXPECTED
+    assert "Traceback" in runtime.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 def test_explicit_json_output_makes_errors_json(monkeypatch: pytest.MonkeyPatch) -> None:

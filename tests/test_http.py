@@ -388,18 +388,30 @@ def test_the_os_trust_file_is_not_parsed_a_second_time(
 
 
 def test_requests_ca_bundle_naming_the_os_trust_file_is_not_loaded_again(
-    os_trust_file: str, tmp_path: Any
+    os_trust_file: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = tmp_path / "other.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
+    loaded: list[str] = []
+    original = truststore.SSLContext.load_verify_locations
+
+    def spy(self: Any, cafile: Any = None, *args: Any, **kwargs: Any) -> Any:
+        loaded.append(str(cafile))
+        return original(self, cafile, *args, **kwargs)
+
+    monkeypatch.setattr(truststore.SSLContext, "load_verify_locations", spy)
     adapter = _build_session(HttpOptions()).get_adapter("https://tenant.example")
     # What requests passes as ``verify`` when $REQUESTS_CA_BUNDLE is set: the file's path.
     same = SimpleNamespace()
     adapter.cert_verify(same, "https://tenant.example", os_trust_file, None)
     assert same.ca_certs is None
-    added = SimpleNamespace()
-    adapter.cert_verify(added, "https://tenant.example", str(other), None)
-    assert added.ca_certs == str(other)
+    assert loaded == []
+    # Another bundle is loaded into our context once, not by urllib3 for every connection.
+    for _ in range(2):
+        added = SimpleNamespace()
+        adapter.cert_verify(added, "https://tenant.example", str(other), None)
+        assert added.ca_certs is None
+    assert loaded == [str(other)]
     default = SimpleNamespace()
     adapter.cert_verify(default, "https://tenant.example", True, None)
     assert default.ca_certs is None  # never certifi's bundle: the OS store replaces it

@@ -296,15 +296,26 @@ def test_drop_cached_tokens_only_drops_that_client() -> None:
     assert len(cached_tokens(_env(), server=server, client_id="client-2")) == 1
 
 
-def test_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
-    from qlikm2m.errors import ConfigError
-
+def test_unwritable_cache_mints_without_caching_and_warns_once(tmp_path: Path) -> None:
     blocked = tmp_path / "blocked"
     blocked.mkdir()
     (blocked / "tokens").write_text("a file where the folder should be")
     env = _env(QLIKM2M_CACHE_DIR=str(blocked))
-    with pytest.raises(ConfigError, match="token cache"):
-        TokenManager(_settings(env), env, FakeTransport(), clock=FakeClock(NOW)).token()  # type: ignore[arg-type]
+    transport = FakeTransport()
+    warnings: list[str] = []
+    manager = TokenManager(
+        _settings(env),
+        env,
+        transport,  # type: ignore[arg-type]
+        clock=FakeClock(NOW),
+        warn=warnings.append,
+    )
+    assert manager.token().origin == "minted"
+    assert manager.token().origin == "minted"
+    assert len(transport.requests) == 2
+    assert manager.cache_problem is not None
+    assert "tokens" in manager.cache_problem
+    assert len(warnings) == 1
 
 
 def _stored(generation: str | None, secret: str = SECRET) -> ResolvedSettings:
@@ -360,3 +371,17 @@ def test_a_proven_secret_accepts_only_the_token_it_minted() -> None:
     # The stored secret was swapped behind qlikm2m's back: the fingerprint does not match.
     swapped = _stored("gen-1", "swapped-secret").with_secret_read()
     assert _manager(transport, swapped).token().origin == "minted"
+
+
+def test_dropping_tokens_in_a_read_only_cache_keeps_going(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    transport = FakeTransport()
+    _manager(transport).token()
+    server = _settings().server_url
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    assert drop_cached_tokens(_env(), server=server, client_id="client-1") == 0

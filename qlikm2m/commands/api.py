@@ -156,28 +156,55 @@ def _emit_body(runtime: Runtime, output: Output, response: Response) -> None:
 
 def _save(runtime: Runtime, response: Response, target: str) -> None:
     import os
+    import stat
     import tempfile
 
-    from qlikm2m.errors import UsageError
+    from qlikm2m.errors import OutputError, UsageError
+    from qlikm2m.streams import describe_write_error
 
     path = Path(target).expanduser()
-    folder = path.parent if str(path.parent) else Path()
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    except OSError as error:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
         response.close()
-        raise UsageError(f"Cannot write --output-file {target!r}: {error.strerror}.") from None
+        raise UsageError(f"--output-file {target!r} is a folder; give a file name in it.")
     size = 0
     try:
-        with os.fdopen(fd, "wb") as handle:
-            for chunk in response.iter_bytes():
-                handle.write(chunk)
-                size += len(chunk)
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        if mode is not None and not stat.S_ISREG(mode):
+            # A device, a FIFO or /dev/stdout: written into, never renamed over (as root, a
+            # rename once replaced /dev/full itself with a regular file).
+            with path.open("wb") as handle:
+                for chunk in response.iter_bytes():
+                    handle.write(chunk)
+                    size += len(chunk)
+        else:
+            folder = path.parent if str(path.parent) else Path()
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
+            except OSError as error:
+                response.close()
+                raise UsageError(
+                    f"Cannot write --output-file {target!r}: {error.strerror}."
+                ) from None
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    for chunk in response.iter_bytes():
+                        handle.write(chunk)
+                        size += len(chunk)
+                os.chmod(tmp, 0o644 & ~_umask())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+    except OSError as error:
+        response.close()
+        raise OutputError(
+            f"Could not write --output-file {target}: {describe_write_error(error)}.",
+            hint="Free some space or pick another place; a regular file is only replaced once "
+            "it is complete.",
+        ) from None
     runtime.stderr.write(f"wrote {size} bytes to {path}\n")
 
 
