@@ -42,6 +42,7 @@ class QlikClient:
             trace=runtime.stderr if runtime.verbose else None,
             notices=runtime.stderr if runtime.stderr_is_tty else None,
             trace_headers=runtime.verbose >= 2,
+            env=runtime.env,
         )
         self.tokens = TokenManager(
             settings,

@@ -185,7 +185,7 @@ def check_proxies(env: Mapping[str, str], server: str | None) -> Check:
         from qlikm2m.http import proxy_for
 
         host = urlsplit(server).hostname or ""
-        proxy = proxy_for(server)
+        proxy = proxy_for(server, env)
         if proxy:
             detail += f"; the tenant {host} is reached through the proxy {without_userinfo(proxy)}"
         elif any(name != "NO_PROXY" for name in seen):
@@ -304,7 +304,9 @@ def check_clock(settings: ResolvedSettings, runtime: Runtime) -> Check:
         max_retries=0,
         ca_bundle=settings.ca_bundle.value,
     )
-    transport = Transport(options, trace=runtime.stderr if runtime.verbose else None)
+    transport = Transport(
+        options, trace=runtime.stderr if runtime.verbose else None, env=runtime.env
+    )
     url = settings.server_url + "/.well-known/oauth-authorization-server"
     try:
         response, elapsed = _timed(lambda: transport.request("GET", url))
@@ -418,7 +420,7 @@ def run_checks(runtime: Runtime, flags: Mapping[str, Any]) -> Report:
     timeout = settings.seconds("connect_timeout")
     from qlikm2m.http import proxy_for, without_userinfo
 
-    proxy = proxy_for(settings.server_url)
+    proxy = proxy_for(settings.server_url, env)
     if proxy:
         # The tenant's name, connection and TLS are the proxy's business: checking them
         # directly would test a path no request takes. The clock and token checks below go

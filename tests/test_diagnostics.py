@@ -183,7 +183,7 @@ def test_proxy_passwords_are_never_shown() -> None:
     assert "pa55word-proxy" not in check.detail
     assert "alice" not in check.detail
     assert "***@proxy.example.com:3128" in check.detail
-    assert "sent through the proxy" in check.detail
+    assert "reached through the proxy http://***@proxy.example.com:3128" in check.detail
 
 
 def test_no_proxy_variables_mean_direct_connections() -> None:

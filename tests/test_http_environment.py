@@ -104,3 +104,14 @@ def test_a_netrc_entry_for_the_tenant_does_not_replace_the_bearer_token(
     runtime = Runtime(env=env, stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
     assert cli.main(["tenant", "me"], runtime) == 0, runtime.stderr.getvalue()  # type: ignore[attr-defined]
     assert json.loads(runtime.stdout.getvalue())["id"]  # type: ignore[attr-defined]
+
+
+def test_the_decision_reads_the_runs_environment_not_the_process() -> None:
+    """doctor and the transport decide on the Runtime's environment (in-process runs, tests)."""
+    env = {"HTTPS_PROXY": PROXY, "NO_PROXY": "127.0.0.0/8,.internal.example.com:8443"}
+    assert proxy_for("https://tenant.example.com", env) == PROXY
+    assert proxy_for("https://127.0.0.5:443", env) is None
+    assert proxy_for("https://a.internal.example.com:8443", env) is None
+    assert proxy_for("https://a.internal.example.com", env) == PROXY
+    assert proxy_for("https://[::1]:443", {"HTTPS_PROXY": PROXY, "NO_PROXY": "::1"}) is None
+    assert proxy_for("https://tenant.example.com", {}) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 from harness import make_runtime
 
 from qlikm2m.errors import UsageError
-from qlikm2m.output import Output, compile_query, to_json, to_text, write_table
+from qlikm2m.output import Output, compile_query, render_table, to_json, to_text, write_table
 from qlikm2m.runtime import Runtime
 
 # The suite's one runtime builder, under the name this module's tests have always used.
@@ -197,3 +198,75 @@ def test_text_after_a_query_is_the_raw_value() -> None:
     runtime = _runtime(output="text", query="name")
     Output(runtime).emit(DATA)
     assert _out(runtime) == "Zoë\n"
+
+
+# --- render_table: what every `-o table` of a single result looks like -------------------------
+
+
+def _render(data: object, **options: object) -> tuple[str, str]:
+    runtime = make_runtime(NO_COLOR="1", **options)  # type: ignore[arg-type]
+    render_table(runtime, data)
+    return runtime.out, runtime.err
+
+
+def _cells(text: str) -> list[list[str]]:
+    """The cells of each line: columns are separated by two or more spaces."""
+    return [re.split(r"\s{2,}", line.strip()) for line in text.splitlines() if line.strip()]
+
+
+def test_a_list_of_objects_is_one_row_each_with_columns_in_first_seen_order() -> None:
+    out, err = _render([{"id": "a", "name": "first"}, {"name": "second", "id": "b", "extra": 1}])
+    assert _cells(out) == [["ID", "NAME", "EXTRA"], ["a", "first"], ["b", "second", "1"]]
+    assert err == ""
+
+
+def test_a_list_page_is_shown_by_its_data_array() -> None:
+    out, _ = _render({"data": [{"id": "a"}], "links": {"next": None}})
+    assert _cells(out) == [["ID"], ["a"]]
+
+
+def test_no_results_is_a_sentence_on_stderr_and_nothing_on_stdout() -> None:
+    assert _render({"data": []}) == ("", "(no results)\n")
+
+
+def test_one_object_is_key_value_pairs_with_nested_values_readable() -> None:
+    out, _ = _render({"id": "t1", "enabled": True, "tags": ["x", "y"], "owner": None})
+    assert _cells(out) == [
+        ["KEY", "VALUE"],
+        ["id", "t1"],
+        ["enabled", "yes"],
+        ["tags", "x, y"],
+        ["owner"],
+    ]
+
+
+def test_a_list_of_plain_values_is_one_column() -> None:
+    out, _ = _render(["a", 2, None])
+    assert _cells(out) == [["VALUE"], ["a"], ["2"]]
+
+
+@pytest.mark.parametrize(("data", "line"), [("plain", "plain\n"), (None, "\n"), (3.5, "3.5\n")])
+def test_a_single_value_is_one_line_without_a_frame(data: object, line: str) -> None:
+    assert _render(data) == (line, "")
+
+
+def test_long_and_multi_line_cells_are_cut_to_one_line() -> None:
+    out, _ = _render([{"text": "word\nnext   line " + "x" * 100}])
+    cell = _cells(out)[1][0]
+    assert cell.startswith("word next line x")
+    assert cell.endswith("…")
+    assert len(cell) == 48
+
+
+def test_at_most_eight_columns() -> None:
+    out, _ = _render([{f"c{n}": n for n in range(12)}])
+    assert _cells(out)[0] == [f"C{n}" for n in range(8)]
+
+
+def test_bold_headers_only_on_a_terminal_without_no_color() -> None:
+    coloured = make_runtime(tty=True)
+    render_table(coloured, [{"id": "a"}])
+    assert "\x1b[1m" in coloured.out
+    plain = make_runtime(tty=True, NO_COLOR="1")
+    render_table(plain, [{"id": "a"}])
+    assert "\x1b[" not in plain.out

@@ -5,93 +5,12 @@ from __future__ import annotations
 import io
 import re
 
-import pytest
-from harness import FakeClock, TerminalStream, make_runtime
+from harness import FakeClock, TerminalStream
 
 from qlikm2m.reloads import Outcome, ReloadResult
-from qlikm2m.terminal import SpinnerReporter, render_table
+from qlikm2m.terminal import SpinnerReporter
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def _table(data: object, **options: object) -> tuple[str, str]:
-    runtime = make_runtime(NO_COLOR="1", **options)  # type: ignore[arg-type]
-    render_table(runtime, data)
-    return runtime.out, runtime.err
-
-
-def _rows(text: str) -> list[list[str]]:
-    """The cells of each line that has any, whatever box-drawing characters draw the frame."""
-    rows = []
-    for line in text.splitlines():
-        cells = [cell.strip() for cell in re.split(r"[\u2500-\u257f|]", line)]
-        if any(cells):
-            rows.append([cell for cell in cells if cell])
-    return rows
-
-
-def test_a_list_of_objects_is_one_row_each_with_columns_in_first_seen_order() -> None:
-    out, err = _table([{"id": "a", "name": "first"}, {"name": "second", "id": "b", "extra": 1}])
-    assert _rows(out) == [
-        ["id", "name", "extra"],
-        ["a", "first"],  # a missing value is an empty cell
-        ["b", "second", "1"],
-    ]
-    assert err == ""
-    assert not ANSI.search(out)
-
-
-def test_a_list_page_is_shown_by_its_data_array() -> None:
-    out, _ = _table({"data": [{"id": "a"}], "links": {"next": None}})
-    assert _rows(out) == [["id"], ["a"]]
-
-
-def test_no_results_is_a_sentence_on_stderr_and_nothing_on_stdout() -> None:
-    out, err = _table({"data": []})
-    assert (out, err) == ("", "(no results)\n")
-
-
-def test_one_object_is_key_value_pairs_with_nested_values_as_compact_json() -> None:
-    out, _ = _table({"id": "t1", "enabled": True, "tags": ["x", "y"], "owner": None})
-    assert _rows(out) == [
-        ["key", "value"],
-        ["id", "t1"],
-        ["enabled", "true"],
-        ["tags", '["x","y"]'],
-        ["owner"],
-    ]
-
-
-def test_a_list_of_plain_values_is_one_column() -> None:
-    out, _ = _table(["a", 2, None])
-    assert _rows(out) == [["value"], ["a"], ["2"]]
-
-
-@pytest.mark.parametrize(("data", "line"), [("plain", "plain\n"), (None, "\n"), (3.5, "3.5\n")])
-def test_a_single_value_is_one_line_without_a_frame(data: object, line: str) -> None:
-    assert _table(data) == (line, "")
-
-
-def test_long_and_multi_line_cells_are_cut_to_one_line_of_60_characters() -> None:
-    out, _ = _table([{"text": "word\nnext   line " + "x" * 100}])
-    cell = _rows(out)[1][0]
-    assert cell.startswith("word next line x")
-    assert cell.endswith("…")
-    assert len(cell) == 60
-
-
-def test_at_most_eight_columns() -> None:
-    out, _ = _table([{f"c{n}": n for n in range(12)}])
-    assert _rows(out)[0] == [f"c{n}" for n in range(8)]
-
-
-def test_colour_only_on_a_terminal_without_no_color() -> None:
-    coloured = make_runtime(tty=True)
-    render_table(coloured, [{"id": "a"}])
-    assert ANSI.search(coloured.out)
-    plain = make_runtime(tty=True, NO_COLOR="1")
-    render_table(plain, [{"id": "a"}])
-    assert not ANSI.search(plain.out)
 
 
 # --- the reload spinners ----------------------------------------------------------------------
