@@ -11,12 +11,13 @@ import json
 import sys
 import traceback
 import weakref
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from qlikm2m import __version__
+from qlikm2m.commands.command_classes import ALIASES, QlikGroup, use_qlik_classes
+from qlikm2m.commands.tenant_options import root_command, valued_option_names
 from qlikm2m.errors import ExitCode, Interrupted, QlikM2MError, UsageError
 from qlikm2m.redaction import redact
 from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS, Runtime
@@ -31,13 +32,8 @@ app = typer.Typer(
     # Rich help panels cost ~150 ms of imports: worth it for a person at a terminal, not for a pipe.
     rich_markup_mode="rich" if sys.stdout.isatty() else None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=QlikGroup,
 )
-
-
-class OutputFormat(StrEnum):
-    json = "json"
-    yaml = "yaml"
-    table = "table"
 
 
 def _print_version(value: bool) -> None:
@@ -46,48 +42,13 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(
+    epilog="Every option above is also accepted after the command name, where it wins. "
+    "qlik-cli habits work: app, space, item and list stand for apps, spaces, items and ls."
+)
+@root_command
 def root(
     ctx: typer.Context,
-    context: Annotated[
-        str | None,
-        typer.Option(
-            "--context",
-            "-c",
-            help="Use this context for this command only ($QLIK_CONTEXT does the same per shell).",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        OutputFormat | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help=f"Output format: json (default), yaml or table. Also ${OUTPUT_ENV}.",
-            show_default=False,
-            case_sensitive=False,
-        ),
-    ] = None,
-    query: Annotated[
-        str | None,
-        typer.Option(
-            "--query", help="JMESPath expression applied to the result.", show_default=False
-        ),
-    ] = None,
-    verbose: Annotated[
-        int,
-        typer.Option(
-            "--verbose",
-            "-v",
-            count=True,
-            show_default=False,
-            help="Trace HTTP requests on stderr (secrets redacted); show tracebacks on errors.",
-        ),
-    ] = 0,
-    no_input: Annotated[
-        bool,
-        typer.Option("--no-input", help="Never prompt: fail at once when an answer is missing."),
-    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -96,11 +57,6 @@ def root(
     ] = False,
 ) -> None:
     runtime = ctx.ensure_object(Runtime)
-    runtime.context = context
-    runtime.output_flag = output.value if output else None
-    runtime.query = query
-    runtime.verbose = verbose
-    runtime.no_input = no_input
     env_output = runtime.env.get(OUTPUT_ENV, "").strip().lower()
     if env_output and env_output not in OUTPUT_FORMATS:
         raise UsageError(
@@ -123,7 +79,7 @@ COMMAND_MODULES = (
     "sandbox",
 )
 # Root options that take a value: the word after them is not the command name.
-_VALUED_ROOT_OPTIONS = frozenset({"-c", "--context", "-o", "--output", "--query"})
+_VALUED_ROOT_OPTIONS = valued_option_names()
 # Keyed by the app object itself, weakly: an id() can be reused by a new app once the old one
 # is collected, and would then claim groups the new app never received.
 _registered: weakref.WeakKeyDictionary[typer.Typer, set[str]] = weakref.WeakKeyDictionary()
@@ -154,13 +110,16 @@ def register_commands(args: list[str] | None = None) -> None:
     import importlib
     import os
 
-    wanted = None if args is None or "_QLIKM2M_COMPLETE" in os.environ else _requested_command(args)
+    completing = "_QLIKM2M_COMPLETE" in os.environ
+    wanted = None if args is None or completing else _requested_command(args)
+    wanted = ALIASES.get(wanted, wanted) if wanted else None
     names = (wanted,) if wanted in COMMAND_MODULES else COMMAND_MODULES
     done = _registered.setdefault(app, set())
     for name in COMMAND_MODULES:
         if name in names and name not in done:
             importlib.import_module(f"qlikm2m.commands.{name}").register(app)
             done.add(name)
+    use_qlik_classes(app)
 
 
 def _report(runtime: Runtime, error: QlikM2MError) -> None:

@@ -45,7 +45,13 @@ def register(root: typer.Typer) -> None:
     def get(
         ctx: typer.Context,
         tenant: TenantFlags,
-        app_id: Annotated[str, typer.Argument(metavar="APP_ID", help="The app id (resourceId).")],
+        app_id: Annotated[
+            str,
+            typer.Argument(
+                metavar="APP_ID",
+                help="The app id (resourceId).",
+            ),
+        ],
     ) -> None:
         """Print one app's attributes and your privileges on it (GET /api/v1/apps/{appId})."""
         from urllib.parse import quote
