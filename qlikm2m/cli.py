@@ -33,6 +33,9 @@ app = typer.Typer(
     rich_markup_mode="rich" if sys.stdout.isatty() else None,
     context_settings={"help_option_names": ["-h", "--help"]},
     cls=QlikGroup,
+    # `qlikm2m completion SHELL` prints the script for the shell named; Typer's
+    # --show-completion guessed the shell from the parent process and printed bash for zsh.
+    add_completion=False,
 )
 
 
@@ -77,6 +80,7 @@ COMMAND_MODULES = (
     "reload",
     "doctor",
     "sandbox",
+    "completion",
 )
 # Root options that take a value: the word after them is not the command name.
 _VALUED_ROOT_OPTIONS = valued_option_names()
@@ -111,6 +115,12 @@ def register_commands(args: list[str] | None = None) -> None:
     import os
 
     completing = "_QLIKM2M_COMPLETE" in os.environ
+    if completing:
+        # The shell classes Typer registers only when it adds --install-completion itself
+        # (typer is pinned below 0.29: this private home is known).
+        from typer._completion_classes import completion_init
+
+        completion_init()
     wanted = None if args is None or completing else _requested_command(args)
     wanted = ALIASES.get(wanted, wanted) if wanted else None
     names = (wanted,) if wanted in COMMAND_MODULES else COMMAND_MODULES

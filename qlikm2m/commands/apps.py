@@ -16,6 +16,12 @@ from qlikm2m.commands.tenant_options import (
 )
 
 
+def _complete_app_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from qlikm2m.commands.completion import complete_app_ids
+
+    return complete_app_ids(ctx, incomplete)
+
+
 def register(root: typer.Typer) -> None:
     app = typer.Typer(help="Qlik Sense apps.", no_args_is_help=True)
 
@@ -50,6 +56,7 @@ def register(root: typer.Typer) -> None:
             typer.Argument(
                 metavar="APP_ID",
                 help="The app id (resourceId).",
+                autocompletion=_complete_app_ids,
             ),
         ],
     ) -> None:

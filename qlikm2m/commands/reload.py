@@ -20,6 +20,12 @@ EPILOG = (
 )
 
 
+def _complete_app_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from qlikm2m.commands.completion import complete_app_ids
+
+    return complete_app_ids(ctx, incomplete)
+
+
 def register(root: typer.Typer) -> None:
     @root.command("reload", epilog=EPILOG)
     @tenant_command
@@ -31,6 +37,7 @@ def register(root: typer.Typer) -> None:
             typer.Argument(
                 metavar="APP_ID...",
                 help="App ids to reload, one or more (see: qlikm2m apps ls).",
+                autocompletion=_complete_app_ids,
             ),
         ],
         partial: Annotated[

@@ -66,6 +66,12 @@ class TenantFlags:
         return QlikClient(self.settings(runtime), runtime)
 
 
+def _complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
+    from qlikm2m.commands.completion import complete_context_names
+
+    return complete_context_names(ctx, incomplete)
+
+
 _GLOBAL_PARAMETERS: list[tuple[str, Any, Any]] = [
     (
         "context_name",
@@ -78,6 +84,7 @@ _GLOBAL_PARAMETERS: list[tuple[str, Any, Any]] = [
                 help="Use this context for this command only ($QLIK_CONTEXT does the same per "
                 "shell).",
                 show_default=False,
+                autocompletion=_complete_context,
                 rich_help_panel=_PANEL,
             ),
         ],
@@ -422,4 +429,10 @@ def print_listing(
     runtime = runtime_of(ctx)
     check_limit(limit)
     with tenant.client(runtime) as client:
-        emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
+        records = fetch(client, listing, limit)
+        if listing.noun == "apps":
+            from qlikm2m.completion_cache import remember_apps
+
+            # What completion offers after `reload <TAB>` (docs/completion.md).
+            records.source = remember_apps(runtime.env, records.source)
+        emit_listing(runtime, listing, records, ndjson=ndjson)
