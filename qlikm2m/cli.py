@@ -47,7 +47,8 @@ def _print_version(value: bool) -> None:
 
 @app.callback(
     epilog="Every option above is also accepted after the command name, where it wins. "
-    "qlik-cli habits work: app, space, item and list stand for apps, spaces, items and ls."
+    "qlik-cli habits work: app, space, item and list stand for apps, spaces, items and ls. "
+    "Guides: qlikm2m help TOPIC (qlikm2m help lists them)."
 )
 @root_command
 def root(
@@ -81,6 +82,7 @@ COMMAND_MODULES = (
     "doctor",
     "sandbox",
     "completion",
+    "help",
 )
 # Root options that take a value: the word after them is not the command name.
 _VALUED_ROOT_OPTIONS = valued_option_names()
@@ -123,7 +125,8 @@ def register_commands(args: list[str] | None = None) -> None:
         completion_init()
     wanted = None if args is None or completing else _requested_command(args)
     wanted = ALIASES.get(wanted, wanted) if wanted else None
-    names = (wanted,) if wanted in COMMAND_MODULES else COMMAND_MODULES
+    # `help apps ls` shows another command's help: it needs the whole tree.
+    names = (wanted,) if wanted in COMMAND_MODULES and wanted != "help" else COMMAND_MODULES
     done = _registered.setdefault(app, set())
     for name in COMMAND_MODULES:
         if name in names and name not in done:

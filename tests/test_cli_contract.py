@@ -3,13 +3,20 @@ that say what an option takes, and `qlikm2m help`."""
 
 from __future__ import annotations
 
+import ast
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import typer.main
 
 from qlikm2m import cli
 
+ROOT = Path(__file__).resolve().parent.parent
 GLOBAL_FLAGS = {"--context", "--output", "--query", "--verbose", "--no-input"}
 CONNECTION_FLAGS = {
     "--server",
@@ -84,3 +91,69 @@ def test_verbose_says_it_counts_and_reload_says_it_takes_several_app_ids() -> No
     assert "--server URL" in reload_page
     assert "--ca-bundle FILE" in reload_page
     assert "--connect-timeout SECONDS" in reload_page
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "qlikm2m", *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_topic_prints_the_guide_as_text_on_a_pipe() -> None:
+    done = _run("help", "exit-codes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "docs" / "exit-codes.md").read_text()
+
+
+def test_help_command_is_the_commands_own_help() -> None:
+    via_help = _run("help", "apps", "ls")
+    direct = _run("apps", "ls", "--help")
+    assert via_help.returncode == direct.returncode == 0, via_help.stderr
+    assert via_help.stdout.strip() == direct.stdout.strip()
+
+
+def test_help_without_words_lists_commands_and_guides() -> None:
+    done = _run("help")
+    assert done.returncode == 0, done.stderr
+    for word in ("reload", "context", "environment", "exit-codes", "troubleshooting"):
+        assert f"\n  {word} " in done.stdout
+
+
+@pytest.mark.parametrize("words", [["nope"], ["apps", "nope"]])
+def test_help_for_something_unknown_is_a_usage_error(words: list[str]) -> None:
+    done = _run("help", *words)
+    assert done.returncode == 2
+    assert "No command or help topic" in done.stderr
+    assert "qlikm2m help" in done.stderr
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                found.add(id(body[0].value))
+    return found
+
+
+def test_no_message_points_at_a_docs_path_an_install_does_not_have() -> None:
+    # Messages, hints and help name `qlikm2m help TOPIC`: the wheel has no docs/ folder.
+    offenders = []
+    for path in (ROOT / "qlikm2m").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        docstrings = _docstrings(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and "docs/" in node.value
+                and id(node) not in docstrings
+            ):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
