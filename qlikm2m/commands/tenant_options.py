@@ -378,12 +378,37 @@ def output_command(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.get("ctx")
+        _refuse_connection_flags(ctx)
         names = tuple(name for name in _GLOBAL_NAMES if name not in own)
-        _apply_global_flags(kwargs.get("ctx"), _pop(kwargs, names), root=False)
+        _apply_global_flags(ctx, _pop(kwargs, names), root=False)
         return fn(*args, **kwargs)
 
     wrapper.__signature__ = _extend(fn, _GLOBAL_PARAMETERS, None)  # type: ignore[attr-defined]
     return wrapper
+
+
+def _flag_of(name: str) -> str:
+    hint = next(hint for known, hint, _ in _TENANT_PARAMETERS if known == name)
+    # Inside Annotated, Typer takes the first flag as the "default" argument.
+    return str(hint.__metadata__[0].default)
+
+
+def _refuse_connection_flags(ctx: typer.Context | None) -> None:
+    """Connection options before the name of a command that does not talk to a tenant would be
+    ignored; `qlikm2m --server URL context create` would then save a context without it."""
+    given = ctx.meta.get(_CONNECTION_KEY) if ctx is not None else None
+    if not given:
+        return
+    from qlikm2m.errors import UsageError
+
+    flags = ", ".join(_flag_of(name) for name in given)
+    verb = "applies" if len(given) == 1 else "apply"
+    raise UsageError(
+        f"{flags} before the command name {verb} only to commands that talk to a tenant, "
+        f"not to `{ctx.command_path if ctx is not None else ''}`.",
+        hint="Give it after the command name if the command takes it (see its --help).",
+    )
 
 
 def tenant_command(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -52,6 +52,26 @@ def test_impersonate_before_the_command_name_reaches_the_token_request(
     assert "secret" not in before.stderr.lower()
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--server", "https://tenant.example", "context", "ls"], "--server before"),
+        (
+            ["--scope", "x", "--ca-bundle", "f.pem", "context", "create", "n"],
+            "--scope, --ca-bundle",
+        ),
+    ],
+)
+def test_connection_options_before_a_command_that_ignores_them_are_refused(
+    run_qlikm2m: RunQlikm2m, args: list[str], named: str
+) -> None:
+    # Silently dropped, `qlikm2m --server URL context create` would save a context without it.
+    done = run_qlikm2m(*args, env=None)
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr
+    assert "after the command name" in done.stderr
+
+
 def test_global_options_after_a_context_command(run_qlikm2m: RunQlikm2m) -> None:
     # -v and --no-input after the name too, not only -o/--query.
     listed = run_qlikm2m("context", "ls", "-v", "--no-input", "-o", "json", env=None)
