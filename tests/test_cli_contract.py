@@ -93,6 +93,20 @@ def test_verbose_says_it_counts_and_reload_says_it_takes_several_app_ids() -> No
     assert "--connect-timeout SECONDS" in reload_page
 
 
+def test_api_and_listing_options_name_what_they_take() -> None:
+    root, ctx = _tree()
+    api = root.get_command(ctx, "api")
+    page = api.get_help(typer.Context(api, info_name="api"))
+    for shown in ("-X, --method METHOD", "--param KEY=VALUE", "--data JSON", "--body-file FILE"):
+        assert shown in page
+    items = root.get_command(ctx, "items")
+    ls = items.get_command(ctx, "ls")
+    listing = ls.get_help(typer.Context(ls, info_name="ls"))
+    assert "--space SPACE" in listing
+    assert "--limit N" in listing
+    assert "--type TYPE" in listing
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "qlikm2m", *args],

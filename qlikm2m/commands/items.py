@@ -13,6 +13,7 @@ SpaceOpt = Annotated[
     str | None,
     typer.Option(
         "--space",
+        metavar="SPACE",
         help="Only items in this space: a space id, or 'personal'.",
         show_default=False,
     ),

@@ -19,7 +19,9 @@ class SpaceType(StrEnum):
 LIMIT_HELP = "Stop after N results (a note on stderr says when more exist). Default: all pages."
 NDJSON_HELP = "One JSON object per line, printed as pages arrive (constant memory)."
 # The options every listing shares (spaces, items and apps ls).
-LimitOpt = Annotated[int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", metavar="N", help=LIMIT_HELP, show_default=False)
+]
 NdjsonOpt = Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)]
 
 
