@@ -45,6 +45,15 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _completion_moved(value: bool) -> None:
+    if value:
+        raise UsageError(
+            "--show-completion and --install-completion were replaced by `qlikm2m completion "
+            "SHELL`.",
+            hint="e.g. qlikm2m completion zsh > ~/.zfunc/_qlikm2m (see `qlikm2m help completion`).",
+        )
+
+
 @app.callback(
     epilog="Every option above is also accepted after the command name, where it wins. "
     "qlik-cli habits work: app, space, item and list stand for apps, spaces, items and ls. "
@@ -57,6 +66,16 @@ def root(
         bool,
         typer.Option(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    completion_moved: Annotated[
+        bool,
+        typer.Option(
+            "--show-completion",
+            "--install-completion",
+            callback=_completion_moved,
+            is_eager=True,
+            hidden=True,
         ),
     ] = False,
 ) -> None:

@@ -72,6 +72,16 @@ def test_an_unknown_shell_is_a_usage_error(run_qlikm2m: RunQlikm2m) -> None:
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("option", ["--show-completion", "--install-completion"])
+def test_the_old_completion_options_name_the_new_command(
+    run_qlikm2m: RunQlikm2m, option: str
+) -> None:
+    done = run_qlikm2m(option, env=dict(os.environ))
+    assert done.returncode == 2
+    assert "`qlikm2m completion SHELL`" in done.stderr
+    assert done.stdout == ""
+
+
 def _bash_complete(env: dict[str, str], *words: str) -> list[str]:
     """Load the bash script into a real bash and press <TAB> after ``words``."""
     assert shutil.which("bash")

@@ -131,7 +131,6 @@ _GLOBAL_PARAMETERS: list[tuple[str, Any, Any]] = [
                 show_default=False,
                 help="Trace HTTP requests on stderr (secrets redacted) and show tracebacks on "
                 "errors; -vv adds the request and response headers.",
-                rich_help_panel=_OUTPUT_PANEL,
             ),
         ],
         0,
@@ -143,7 +142,6 @@ _GLOBAL_PARAMETERS: list[tuple[str, Any, Any]] = [
             typer.Option(
                 "--no-input",
                 help="Never prompt: fail at once when an answer is missing.",
-                rich_help_panel=_OUTPUT_PANEL,
             ),
         ],
         False,
