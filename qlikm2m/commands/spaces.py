@@ -34,8 +34,10 @@ def register(root: typer.Typer) -> None:
         ctx: typer.Context,
         tenant: TenantFlags,
         space_type: Annotated[
-            SpaceType | None,
-            typer.Option("--type", help="Only spaces of this type.", show_default=False),
+            list[SpaceType] | None,
+            typer.Option(
+                "--type", help="Only spaces of this type (repeat for several).", show_default=False
+            ),
         ] = None,
         name: Annotated[
             str | None,
@@ -49,7 +51,8 @@ def register(root: typer.Typer) -> None:
         """List spaces: a table on a terminal, a JSON array (or NDJSON) for scripts."""
         from qlikm2m.listing import spaces_listing
 
-        listing = spaces_listing(space_type=space_type.value if space_type else None, name=name)
+        types = ",".join(one.value for one in space_type) if space_type else None
+        listing = spaces_listing(space_type=types, name=name)
         print_listing(ctx, tenant, listing, limit=limit, ndjson=ndjson)
 
     root.add_typer(app, name="spaces")

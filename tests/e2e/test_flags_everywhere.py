@@ -92,6 +92,15 @@ def test_repeated_type_filters_accumulate_into_one_comma_list(
     assert json.loads(comma.stdout) == json.loads(repeated.stdout)
 
 
+def test_repeated_space_types_accumulate(run_qlikm2m: RunQlikm2m, sandbox: Sandbox) -> None:
+    both = run_qlikm2m("spaces", "ls", "--type", "shared", "--type", "managed")
+    assert both.returncode == 0, both.stderr
+    kinds = [record["type"] for record in json.loads(both.stdout)]
+    assert set(kinds) == {"shared", "managed"}
+    everything = json.loads(run_qlikm2m("spaces", "ls").stdout)
+    assert len(kinds) == sum(1 for s in everything if s["type"] in ("shared", "managed"))
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [
