@@ -11,12 +11,13 @@ import json
 import sys
 import traceback
 import weakref
-from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from qlikm2m import __version__
+from qlikm2m.commands.command_classes import ALIASES, QlikGroup, use_qlik_classes
+from qlikm2m.commands.tenant_options import root_command, valued_option_names
 from qlikm2m.errors import ExitCode, Interrupted, QlikM2MError, UsageError
 from qlikm2m.redaction import redact
 from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS, Runtime, open_run
@@ -31,14 +32,11 @@ app = typer.Typer(
     # Rich help panels cost ~150 ms of imports: worth it for a person at a terminal, not for a pipe.
     rich_markup_mode="rich" if sys.stdout is not None and sys.stdout.isatty() else None,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=QlikGroup,
+    # `qlikm2m completion SHELL` prints the script for the shell named; Typer's
+    # --show-completion guessed the shell from the parent process and printed bash for zsh.
+    add_completion=False,
 )
-
-
-class OutputFormat(StrEnum):
-    json = "json"
-    yaml = "yaml"
-    table = "table"
-    text = "text"
 
 
 def _print_version(value: bool) -> None:
@@ -47,62 +45,41 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+def _completion_moved(value: bool) -> None:
+    if value:
+        raise UsageError(
+            "--show-completion and --install-completion were replaced by `qlikm2m completion "
+            "SHELL`.",
+            hint="e.g. qlikm2m completion zsh > ~/.zfunc/_qlikm2m (see `qlikm2m help completion`).",
+        )
+
+
+@app.callback(
+    epilog="Every option above is also accepted after the command name, where it wins. "
+    "qlik-cli habits work: app, space, item and list stand for apps, spaces, items and ls. "
+    "Guides: qlikm2m help TOPIC (qlikm2m help lists them)."
+)
+@root_command
 def root(
     ctx: typer.Context,
-    context: Annotated[
-        str | None,
-        typer.Option(
-            "--context",
-            "-c",
-            help="Use this context for this command only ($QLIK_CONTEXT does the same per shell).",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        OutputFormat | None,
-        typer.Option(
-            "--output",
-            "-o",
-            help=f"Output format: json (default), yaml, table or text (raw values). Also ${OUTPUT_ENV}.",
-            show_default=False,
-            case_sensitive=False,
-        ),
-    ] = None,
-    query: Annotated[
-        str | None,
-        typer.Option(
-            "--query", help="JMESPath expression applied to the result.", show_default=False
-        ),
-    ] = None,
-    verbose: Annotated[
-        int,
-        typer.Option(
-            "--verbose",
-            "-v",
-            count=True,
-            show_default=False,
-            help="Trace HTTP requests on stderr (secrets redacted); -vv adds headers and the "
-            "traceback of any error (an unexpected one gets it with -v).",
-        ),
-    ] = 0,
-    no_input: Annotated[
-        bool,
-        typer.Option("--no-input", help="Never prompt: fail at once when an answer is missing."),
-    ] = False,
     version: Annotated[
         bool,
         typer.Option(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    completion_moved: Annotated[
+        bool,
+        typer.Option(
+            "--show-completion",
+            "--install-completion",
+            callback=_completion_moved,
+            is_eager=True,
+            hidden=True,
+        ),
+    ] = False,
 ) -> None:
     runtime = ctx.ensure_object(Runtime)
-    runtime.context = context
-    runtime.output_flag = output.value if output else None
-    runtime.query = query
-    runtime.verbose = verbose
-    runtime.no_input = no_input
     env_output = runtime.env.get(OUTPUT_ENV, "").strip().lower()
     if env_output and env_output not in OUTPUT_FORMATS:
         raise UsageError(
@@ -123,9 +100,11 @@ COMMAND_MODULES = (
     "reload",
     "doctor",
     "sandbox",
+    "completion",
+    "help",
 )
 # Root options that take a value: the word after them is not the command name.
-_VALUED_ROOT_OPTIONS = frozenset({"-c", "--context", "-o", "--output", "--query"})
+_VALUED_ROOT_OPTIONS = valued_option_names()
 # Which groups were attached to which app: a fact about a live app object (groups are never
 # detached), so it may outlive a run, unlike per-run state (see runtime.open_run). Keyed by the
 # app object itself, weakly: an id() can be reused by a new app once the old one is collected,
@@ -158,13 +137,23 @@ def register_commands(args: list[str] | None = None) -> None:
     import importlib
     import os
 
-    wanted = None if args is None or "_QLIKM2M_COMPLETE" in os.environ else _requested_command(args)
-    names = (wanted,) if wanted in COMMAND_MODULES else COMMAND_MODULES
+    completing = "_QLIKM2M_COMPLETE" in os.environ
+    if completing:
+        # The shell classes Typer registers only when it adds --install-completion itself
+        # (typer is pinned below 0.29: this private home is known).
+        from typer._completion_classes import completion_init
+
+        completion_init()
+    wanted = None if args is None or completing else _requested_command(args)
+    wanted = ALIASES.get(wanted, wanted) if wanted else None
+    # `help apps ls` shows another command's help: it needs the whole tree.
+    names = (wanted,) if wanted in COMMAND_MODULES and wanted != "help" else COMMAND_MODULES
     done = _registered.setdefault(app, set())
     for name in COMMAND_MODULES:
         if name in names and name not in done:
             importlib.import_module(f"qlikm2m.commands.{name}").register(app)
             done.add(name)
+    use_qlik_classes(app)
 
 
 def _report(runtime: Runtime, error: QlikM2MError) -> None:

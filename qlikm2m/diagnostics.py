@@ -105,7 +105,7 @@ def check_keyring(env: Mapping[str, str], *, interactive: bool, needed: bool) ->
             "keyring",
             "warn",
             f"{redact(error.message)} (not needed: the selected credentials do not use it)",
-            "Only needed for stored contexts; see docs/contexts-and-security.md.",
+            "Only needed for stored contexts; see `qlikm2m help contexts-and-security`.",
         )
     return Check("keyring", "ok", f"{backend}, unlocked and answering", elapsed_ms=elapsed)
 

@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -321,6 +321,12 @@ def error_sentence(response: Response, info: QlikErrorInfo) -> str:
     """One sentence naming the request, the status and what the server said."""
     status = f"HTTP {response.status}" + (f" {response.reason}" if response.reason else "")
     sentence = f"{response.method} {_path_of(response.url)} failed with {status}"
+    # Said once: "HTTP 404 Not Found: Item not found", not "...Not Found: Not Found: ... (HTTP-404)".
+    info = replace(
+        info,
+        title=None if (info.title or "").lower() == (response.reason or "").lower() else info.title,
+        code=None if info.code == f"HTTP-{response.status}" else info.code,
+    )
     if info.html:
         said = f" ({info.title})" if info.title else ""
         sentence += f": the answer was an HTML page{said}, probably from a proxy or load balancer"
@@ -367,7 +373,16 @@ def error_for(response: Response) -> QlikM2MError:
         hint = "Check the path and the ids in it."
     else:
         hint = None
-    return ApiError(message, hint=hint, details=details)
+    return ApiError(message, hint=_CODE_HINTS.get(info.code or "", hint), details=details)
+
+
+# Errors whose code says more than their status. RELOADS-005 is a 403 for an app id that matches
+# nothing the client can see: a typo far more often than a missing permission (reloads.json).
+_CODE_HINTS = {
+    "RELOADS-005": "Check the app id: no app with this id is visible to the OAuth client "
+    "(`qlikm2m apps ls` lists the ids it can see); if the id is right, give the client access "
+    "to the app's space.",
+}
 
 
 def raise_for_status(response: Response) -> Response:

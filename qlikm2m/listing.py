@@ -103,11 +103,13 @@ def _item_type(record: Record) -> str:
 def spaces_listing(*, space_type: str | None = None, name: str | None = None) -> Listing:
     params: dict[str, str] = {}
     if space_type:
-        if space_type not in SPACE_TYPES:
-            raise UsageError(
-                f"--type {space_type!r} is not a space type.",
-                hint=f"Use one of: {', '.join(SPACE_TYPES)}.",
-            )
+        # The spaces API takes several types as one comma list (spaces.json, GET /spaces).
+        for one in space_type.split(","):
+            if one not in SPACE_TYPES:
+                raise UsageError(
+                    f"--type {one!r} is not a space type.",
+                    hint=f"Use one of: {', '.join(SPACE_TYPES)}.",
+                )
         params["type"] = space_type
     if name:
         params["name"] = name

@@ -38,7 +38,7 @@ REMEDIES = (
     "Unlock the keyring (on Linux start or unlock gnome-keyring / KWallet in your session), "
     "or skip stored secrets and use the QLIK_* environment variables (QLIK_SERVER, "
     "QLIK_CLIENT_ID, QLIK_CLIENT_SECRET or QLIK_API_KEY), or opt into a 0600 secret file with "
-    "--secret-storage file. See docs/contexts-and-security.md."
+    "--secret-storage file. See `qlikm2m help contexts-and-security`."
 )
 
 _CASE_SENTENCES: dict[KeyringCase, str] = {

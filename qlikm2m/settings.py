@@ -317,6 +317,27 @@ _NO_CREDENTIALS_HINT = (
 )
 
 
+def _no_credentials(env: Mapping[str, str]) -> ConfigError:
+    """Nothing selected: name the stored contexts when there are some, since one is then
+    the likely intent (and `context init` would be the wrong advice)."""
+    from qlikm2m.contexts import load_contexts
+
+    try:
+        names = sorted(load_contexts(env).contexts)
+    except QlikM2MError:
+        names = []
+    if not names:
+        return ConfigError("No credentials are configured.", hint=_NO_CREDENTIALS_HINT)
+    listed = ", ".join(repr(name) for name in names[:5]) + (", ..." if len(names) > 5 else "")
+    example = names[0]
+    return ConfigError(
+        f"No context is current and no credentials are set in the environment; stored "
+        f"contexts: {listed}.",
+        hint=f"Make one current with `qlikm2m context use {example}`, or pick one for a "
+        f"command with `-c {example}` (or $QLIK_CONTEXT).",
+    )
+
+
 # --- the one resolution function ----------------------------------------------------------------
 
 
@@ -413,7 +434,7 @@ def resolve_settings(
     if creds is None and context is not None:
         creds = _context_credentials(context, runtime, context_label)
     if creds is None:
-        raise ConfigError("No credentials are configured.", hint=_NO_CREDENTIALS_HINT)
+        raise _no_credentials(env)
 
     server_setting = _first(
         (server_explicit.value, server_explicit.source),

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.spinner import Spinner
 
+    from qlikm2m.runtime import Runtime
+
 
 @dataclass
 class _Row:
@@ -117,3 +119,12 @@ class _Board:
             line.no_wrap = True
             line.overflow = "ellipsis"
             yield line
+
+
+def render_markdown(runtime: Runtime, text: str) -> None:
+    """A Markdown guide (`qlikm2m help TOPIC`) rendered for a person at a terminal."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    console = Console(file=runtime.stdout, no_color="NO_COLOR" in runtime.env)
+    console.print(Markdown(text))

@@ -283,7 +283,37 @@ def _parse_expiry(body: Mapping[str, Any], sent_at: float) -> float | None:
     return None
 
 
-def _token_endpoint_refusal(response: Response, action: str = "issue a token") -> AuthError:
+_REFUSAL_HINT = (
+    "Check the client id and secret, the scopes the OAuth client allows, and whether it "
+    "reached its maximum number of tokens (tenant management console > OAuth)."
+)
+
+
+def _refusal_hint(code: str | None, settings: ResolvedSettings | None) -> str:
+    """The fix for a refused mint, named when Qlik's error code says what was wrong: OAUTH-5 a
+    bad secret, OAUTH-14 an unknown client id, OAUTH-10 no such user to impersonate."""
+    if settings is None:
+        return _REFUSAL_HINT
+    if code == "OAUTH-10" and settings.impersonation is not None:
+        field, value = settings.impersonation
+        return (
+            f"No user of the tenant has the {field} {value!r} given to --impersonate: check the "
+            "user id (`qlikm2m api v1/users` lists ids and subjects)."
+        )
+    name = settings.context_name.value
+    if code in ("OAUTH-5", "OAUTH-14") and name and settings.secret_source.startswith("context"):
+        what = "secret" if code == "OAUTH-5" else "client id"
+        fix = "--prompt-secret" if code == "OAUTH-5" else "--client-id ID --prompt-secret"
+        return (
+            f"The tenant refused the {what} stored in context {name!r}: if it was rotated or "
+            f"mistyped, store the right one with `qlikm2m context update {name} {fix}`."
+        )
+    return _REFUSAL_HINT
+
+
+def _token_endpoint_refusal(
+    response: Response, action: str = "issue a token", settings: ResolvedSettings | None = None
+) -> AuthError:
     from qlikm2m.http import parse_error_body
 
     info = parse_error_body(response.read_prefix(), response.content_type)
@@ -295,8 +325,7 @@ def _token_endpoint_refusal(response: Response, action: str = "issue a token") -
         details["traceId"] = info.trace_id
     return AuthError(
         f"The tenant refused to {action} (HTTP {response.status}): {said.rstrip('.')}.",
-        hint="Check the client id and secret, the scopes the OAuth client allows, and whether it "
-        "reached its maximum number of tokens (tenant management console > OAuth).",
+        hint=_refusal_hint(info.code, settings),
         details=details,
     )
 
@@ -490,7 +519,7 @@ class TokenManager:
         )
         self.mint_count += 1
         if response.status in (400, 401, 403):
-            raise _token_endpoint_refusal(response)
+            raise _token_endpoint_refusal(response, settings=settings)
         raise_for_status(response)
         document = response.json(limit=MAX_CACHE_FILE)
         value = document.get("access_token") if isinstance(document, dict) else None

@@ -16,7 +16,8 @@ REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "reference.md"
 HEADER = """# Command reference
 
 Generated from the CLI by `scripts/gen_reference.py`; do not edit by hand. Every command also
-takes the global options shown first (`qlikm2m --context NAME user me`). Exit codes:
+takes the global options shown first, before or after its name (`qlikm2m -c NAME user me` or
+`qlikm2m user me -c NAME`; after the name wins). Exit codes:
 [exit-codes.md](exit-codes.md).
 """
 

@@ -224,8 +224,8 @@ def test_a_new_app_gets_its_groups_even_when_it_reuses_a_dead_apps_address() -> 
 @pytest.mark.parametrize(
     ("args", "said"),
     [
-        (["reload", "--wait"], "Missing argument 'APP_ID'."),
-        (["tenant", "me", "--bogus"], "No such option: --bogus."),
+        (["reload", "--wait"], "Missing argument 'APP_ID...'."),
+        (["tenant", "me", "--bogus"], "No such option: --bogus"),
         (["-o", "bogus", "tenant", "me"], "'bogus' is not one of"),
     ],
 )

@@ -271,6 +271,7 @@ def register(root: typer.Typer) -> None:
             typer.Option(
                 "--method",
                 "-X",
+                metavar="METHOD",
                 help="HTTP method (default GET, or POST when a body is given).",
                 show_default=False,
             ),
@@ -278,17 +279,24 @@ def register(root: typer.Typer) -> None:
         param: Annotated[
             list[str] | None,
             typer.Option(
-                "--param", "-q", help="Query parameter key=value (repeatable).", show_default=False
+                "--param",
+                "-q",
+                metavar="KEY=VALUE",
+                help="Query parameter key=value (repeatable).",
+                show_default=False,
             ),
         ] = None,
         data: Annotated[
             str | None,
-            typer.Option("--data", "-d", help="JSON request body.", show_default=False),
+            typer.Option(
+                "--data", "-d", metavar="JSON", help="JSON request body.", show_default=False
+            ),
         ] = None,
         body_file: Annotated[
             str | None,
             typer.Option(
                 "--body-file",
+                metavar="FILE",
                 help="Send this file as the body ('-' for stdin).",
                 show_default=False,
             ),
@@ -298,6 +306,7 @@ def register(root: typer.Typer) -> None:
             typer.Option(
                 "--header",
                 "-H",
+                metavar="'NAME: VALUE'",
                 help="Extra header 'Name: value' (repeatable).",
                 show_default=False,
             ),
@@ -322,6 +331,7 @@ def register(root: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--output-file",
+                metavar="FILE",
                 help="Write the response body to this file (binary-safe, streamed).",
                 show_default=False,
             ),

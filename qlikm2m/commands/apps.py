@@ -16,6 +16,12 @@ from qlikm2m.commands.tenant_options import (
 )
 
 
+def _complete_app_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from qlikm2m.commands.completion import complete_app_ids
+
+    return complete_app_ids(ctx, incomplete)
+
+
 def register(root: typer.Typer) -> None:
     app = typer.Typer(help="Qlik Sense apps.", no_args_is_help=True)
 
@@ -45,7 +51,14 @@ def register(root: typer.Typer) -> None:
     def get(
         ctx: typer.Context,
         tenant: TenantFlags,
-        app_id: Annotated[str, typer.Argument(metavar="APP_ID", help="The app id (resourceId).")],
+        app_id: Annotated[
+            str,
+            typer.Argument(
+                metavar="APP_ID",
+                help="The app id (resourceId).",
+                autocompletion=_complete_app_ids,
+            ),
+        ],
     ) -> None:
         """Print one app's attributes and your privileges on it (GET /api/v1/apps/{appId})."""
         from urllib.parse import quote

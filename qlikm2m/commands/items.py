@@ -13,6 +13,7 @@ SpaceOpt = Annotated[
     str | None,
     typer.Option(
         "--space",
+        metavar="SPACE",
         help="Only items in this space: a space id, or 'personal'.",
         show_default=False,
     ),
@@ -28,11 +29,12 @@ def register(root: typer.Typer) -> None:
         ctx: typer.Context,
         tenant: TenantFlags,
         item_type: Annotated[
-            str | None,
+            list[str] | None,
             typer.Option(
                 "--type",
+                metavar="TYPE",
                 help="Only items of this resource type: app, dataset, note, automation, ... "
-                "(comma-separate several).",
+                "(repeat or comma-separate several).",
                 show_default=False,
             ),
         ] = None,
@@ -47,7 +49,9 @@ def register(root: typer.Typer) -> None:
         """List items: a table on a terminal, a JSON array (or NDJSON) for scripts."""
         from qlikm2m.listing import items_listing
 
-        listing = items_listing(resource_type=item_type, space=space, name=name)
+        # The items API takes several types as one comma-separated resourceType (items.json).
+        types = ",".join(item_type) if item_type else None
+        listing = items_listing(resource_type=types, space=space, name=name)
         print_listing(ctx, tenant, listing, limit=limit, ndjson=ndjson)
 
     root.add_typer(app, name="items")

@@ -20,6 +20,12 @@ EPILOG = (
 )
 
 
+def _complete_app_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    from qlikm2m.commands.completion import complete_app_ids
+
+    return complete_app_ids(ctx, incomplete)
+
+
 def register(root: typer.Typer) -> None:
     @root.command("reload", epilog=EPILOG)
     @tenant_command
@@ -28,7 +34,11 @@ def register(root: typer.Typer) -> None:
         tenant: TenantFlags,
         app_ids: Annotated[
             list[str],
-            typer.Argument(metavar="APP_ID", help="App ids to reload (see: qlikm2m apps ls)."),
+            typer.Argument(
+                metavar="APP_ID...",
+                help="App ids to reload, one or more (see: qlikm2m apps ls).",
+                autocompletion=_complete_app_ids,
+            ),
         ],
         partial: Annotated[
             bool, typer.Option("--partial", help="A partial reload (the script's Add/Replace).")
@@ -43,6 +53,7 @@ def register(root: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--timeout",
+                metavar="DURATION",
                 help="With --wait: give up waiting after this long per reload, e.g. 90s, 30m, "
                 "1h30m (default 30m; 0 = no limit).",
                 show_default=False,
@@ -52,6 +63,7 @@ def register(root: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--poll-interval",
+                metavar="DURATION",
                 help="With --wait: time between status checks, e.g. 5s (default: 1s, "
                 "growing to 10s).",
                 show_default=False,

@@ -19,7 +19,9 @@ class SpaceType(StrEnum):
 LIMIT_HELP = "Stop after N results (a note on stderr says when more exist). Default: all pages."
 NDJSON_HELP = "One JSON object per line, printed as pages arrive (constant memory)."
 # The options every listing shares (spaces, items and apps ls).
-LimitOpt = Annotated[int | None, typer.Option("--limit", help=LIMIT_HELP, show_default=False)]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", metavar="N", help=LIMIT_HELP, show_default=False)
+]
 NdjsonOpt = Annotated[bool, typer.Option("--ndjson", help=NDJSON_HELP)]
 
 
@@ -32,8 +34,10 @@ def register(root: typer.Typer) -> None:
         ctx: typer.Context,
         tenant: TenantFlags,
         space_type: Annotated[
-            SpaceType | None,
-            typer.Option("--type", help="Only spaces of this type.", show_default=False),
+            list[SpaceType] | None,
+            typer.Option(
+                "--type", help="Only spaces of this type (repeat for several).", show_default=False
+            ),
         ] = None,
         name: Annotated[
             str | None,
@@ -47,7 +51,8 @@ def register(root: typer.Typer) -> None:
         """List spaces: a table on a terminal, a JSON array (or NDJSON) for scripts."""
         from qlikm2m.listing import spaces_listing
 
-        listing = spaces_listing(space_type=space_type.value if space_type else None, name=name)
+        types = ",".join(one.value for one in space_type) if space_type else None
+        listing = spaces_listing(space_type=types, name=name)
         print_listing(ctx, tenant, listing, limit=limit, ndjson=ndjson)
 
     root.add_typer(app, name="spaces")

@@ -1,8 +1,14 @@
-"""The options every command that talks to a tenant shares, declared once.
+"""The options every command shares, declared once, and where a given value lands.
 
-``@tenant_command`` appends them to a command's signature (Typer reads ``__signature__``) and
-hands the command one ``TenantFlags`` value instead of a dozen parameters. Only Typer and the
-standard library are imported here: this module is loaded for ``--help``.
+Two tables: the global options (``-c``, ``-o``, ``--query``, ``-v``, ``--no-input``) and the
+tenant connection options (``--server``, ``--client-id``, ...). The root command takes both
+(``root_parameters``), ``@output_command`` appends the global ones to a command's signature and
+``@tenant_command`` both (Typer reads ``__signature__``), so each option is accepted before and
+after the command name with one declaration. The rule when both places give one: the value after
+the command name wins (it is the one closest to the command); ``-v`` counts add up and flags are
+on when given in either place. The same option twice in one place is a usage error (see
+``qlikm2m.commands.cli_classes``). Only Typer and the standard library are imported here: this
+module is loaded for ``--help``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class OutputFormat(StrEnum):
     json = "json"
     yaml = "yaml"
     table = "table"
+    text = "text"
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,90 @@ class TenantFlags:
         return QlikClient(self.settings(runtime), runtime)
 
 
+def _complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
+    from qlikm2m.commands.completion import complete_context_names
+
+    return complete_context_names(ctx, incomplete)
+
+
+_GLOBAL_PARAMETERS: list[tuple[str, Any, Any]] = [
+    (
+        "context_name",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--context",
+                "-c",
+                metavar="NAME",
+                help="Use this context for this command only ($QLIK_CONTEXT does the same per "
+                "shell).",
+                show_default=False,
+                autocompletion=_complete_context,
+                rich_help_panel=_PANEL,
+            ),
+        ],
+        None,
+    ),
+    (
+        "output_format",
+        Annotated[
+            OutputFormat | None,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Output format: json (default), yaml, table or text (raw values) "
+                "($QLIKM2M_OUTPUT).",
+                show_default=False,
+                case_sensitive=False,
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ],
+        None,
+    ),
+    (
+        "jmespath_query",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--query",
+                metavar="JMESPATH",
+                help="JMESPath expression applied to the result.",
+                show_default=False,
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ],
+        None,
+    ),
+    (
+        "verbose",
+        Annotated[
+            int,
+            typer.Option(
+                "--verbose",
+                "-v",
+                count=True,
+                metavar="",
+                show_default=False,
+                help="Trace HTTP requests on stderr (secrets redacted); -vv adds the request "
+                "and response headers and the traceback of any error (an unexpected one gets "
+                "it with -v).",
+            ),
+        ],
+        0,
+    ),
+    (
+        "no_input",
+        Annotated[
+            bool,
+            typer.Option(
+                "--no-input",
+                help="Never prompt: fail at once when an answer is missing.",
+            ),
+        ],
+        False,
+    ),
+]
+
 _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
     (
         "server",
@@ -67,6 +158,7 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
             str | None,
             typer.Option(
                 "--server",
+                metavar="URL",
                 help="Tenant URL, e.g. https://tenant.eu.qlikcloud.com ($QLIK_SERVER).",
                 show_default=False,
                 rich_help_panel=_PANEL,
@@ -80,6 +172,7 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
             str | None,
             typer.Option(
                 "--client-id",
+                metavar="ID",
                 help="OAuth client id ($QLIK_CLIENT_ID); its secret comes from $QLIK_CLIENT_SECRET "
                 "or --client-secret-stdin.",
                 show_default=False,
@@ -106,6 +199,7 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
             str | None,
             typer.Option(
                 "--scope",
+                metavar="SCOPES",
                 help="Space-separated OAuth scopes ($QLIK_SCOPE).",
                 show_default=False,
                 rich_help_panel=_PANEL,
@@ -119,6 +213,7 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
             str | None,
             typer.Option(
                 "--ca-bundle",
+                metavar="FILE",
                 help="Extra CA certificates (PEM) trusted besides the system store "
                 "($QLIK_CA_BUNDLE).",
                 show_default=False,
@@ -133,6 +228,7 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
             str | None,
             typer.Option(
                 "--impersonate",
+                metavar="USER",
                 help="Act as a user: subject:<subject> or userId:<id> (user-impersonation grant).",
                 show_default=False,
                 rich_help_panel=_PANEL,
@@ -158,6 +254,7 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
             float | None,
             typer.Option(
                 "--connect-timeout",
+                metavar="SECONDS",
                 help="Seconds to wait for a connection ($QLIKM2M_CONNECT_TIMEOUT, default 10).",
                 show_default=False,
                 rich_help_panel=_PANEL,
@@ -171,6 +268,7 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
             float | None,
             typer.Option(
                 "--read-timeout",
+                metavar="SECONDS",
                 help="Seconds to wait for data from the server ($QLIKM2M_READ_TIMEOUT, "
                 "default 60).",
                 show_default=False,
@@ -181,56 +279,21 @@ _TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
     ),
 ]
 
-_OUTPUT_PARAMETERS: list[tuple[str, Any, Any]] = [
-    (
-        "output_format",
-        Annotated[
-            OutputFormat | None,
-            typer.Option(
-                "--output",
-                "-o",
-                help="Output format: json (default), yaml or table ($QLIKM2M_OUTPUT).",
-                show_default=False,
-                case_sensitive=False,
-                rich_help_panel=_OUTPUT_PANEL,
-            ),
-        ],
-        None,
-    ),
-    (
-        "jmespath_query",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--query",
-                help="JMESPath expression applied to the result.",
-                show_default=False,
-                rich_help_panel=_OUTPUT_PANEL,
-            ),
-        ],
-        None,
-    ),
-]
-
-# qlik-cli takes --context anywhere on the line; so do the commands that talk to a tenant.
-_CONTEXT_PARAMETER: list[tuple[str, Any, Any]] = [
-    (
-        "context_name",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--context",
-                "-c",
-                help="Use this context for this command only (also before the command name).",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-]
-
+_GLOBAL_NAMES = tuple(name for name, _, _ in _GLOBAL_PARAMETERS)
 _TENANT_NAMES = tuple(name for name, _, _ in _TENANT_PARAMETERS)
+# The connection flags given before the command name, kept for the command to merge with its own.
+_CONNECTION_KEY = "qlikm2m.connection_flags"
+
+
+def valued_option_names() -> frozenset[str]:
+    """Every shared option that takes a value: the word after one is not a command name."""
+    names: set[str] = set()
+    for _, hint, _ in _GLOBAL_PARAMETERS + _TENANT_PARAMETERS:
+        info = hint.__metadata__[0]
+        if not info.count and hint.__origin__ is not bool:
+            # Inside Annotated, Typer takes the first flag as the "default" argument.
+            names.update(d for d in (info.default, *info.param_decls) if isinstance(d, str))
+    return frozenset(names)
 
 
 def _extend(
@@ -238,61 +301,130 @@ def _extend(
 ) -> inspect.Signature:
     signature = inspect.signature(fn, eval_str=True)
     own = [p for p in signature.parameters.values() if p.name != drop]
+    taken = {p.name for p in own}
+    # A command that declares one of these itself (context init's --no-input) keeps its own.
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
         for name, hint, default in extra
+        if name not in taken
     ]
     return signature.replace(parameters=[*own, *added])
 
 
-def _apply_output_flags(kwargs: dict[str, Any]) -> None:
-    output_format = kwargs.pop("output_format", None)
-    jmespath_query = kwargs.pop("jmespath_query", None)
-    ctx = kwargs.get("ctx")
+def _apply_global_flags(ctx: typer.Context | None, given: dict[str, Any], *, root: bool) -> None:
     if ctx is None:
         return
-    from qlikm2m.runtime import Runtime
-
-    runtime = ctx.ensure_object(Runtime)
-    # Given after the command name they win over the same options given before it.
+    runtime = runtime_of(ctx)
+    output_format = given.get("output_format")
+    if root:
+        runtime.context = given.get("context_name")
+        runtime.output_flag = output_format.value if output_format else None
+        runtime.query = given.get("jmespath_query")
+        runtime.verbose = given.get("verbose", 0)
+        runtime.no_input = given.get("no_input", False)
+        return
+    # After the command name: a value wins over the same option before it.
+    if given.get("context_name") is not None:
+        runtime.context = given["context_name"]
     if output_format is not None:
         runtime.output_flag = output_format.value
-    if jmespath_query is not None:
-        runtime.query = jmespath_query
+    if given.get("jmespath_query") is not None:
+        runtime.query = given["jmespath_query"]
+    runtime.verbose += given.get("verbose", 0)
+    runtime.no_input = runtime.no_input or given.get("no_input", False)
 
 
-def _apply_context_flag(kwargs: dict[str, Any]) -> None:
-    context_name = kwargs.pop("context_name", None)
-    ctx = kwargs.get("ctx")
-    if context_name is not None and ctx is not None:
-        # After the command name it wins over the same option before it, as -o does.
-        runtime_of(ctx).context = context_name
+def _pop(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: kwargs.pop(name) for name in names if name in kwargs}
 
 
-def output_command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``-o``/``--query`` after the command name too (the command must take ``ctx``)."""
+def _merge_connection_flags(ctx: typer.Context | None, given: dict[str, Any]) -> TenantFlags:
+    before: dict[str, Any] = dict(ctx.meta.get(_CONNECTION_KEY, {})) if ctx is not None else {}
+    for name, value in given.items():
+        if isinstance(value, bool):
+            before[name] = before.get(name, False) or value
+        elif value is not None:
+            before[name] = value
+    return TenantFlags(**before)
+
+
+def apply_root_options(ctx: typer.Context, kwargs: dict[str, Any]) -> None:
+    """Store what the root command was given: global options in the Runtime, connection options
+    for the tenant command to merge with its own."""
+    _apply_global_flags(ctx, _pop(kwargs, _GLOBAL_NAMES), root=True)
+    connection = _pop(kwargs, _TENANT_NAMES)
+    ctx.meta[_CONNECTION_KEY] = {
+        name: value for name, value in connection.items() if value not in (None, False)
+    }
+
+
+def root_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Give the root callback every shared option (before the command name); ``fn`` takes
+    ``ctx`` and its own options (``--version``), and sees the shared ones in the Runtime."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _apply_output_flags(kwargs)
+        apply_root_options(kwargs["ctx"], kwargs)
         return fn(*args, **kwargs)
 
-    wrapper.__signature__ = _extend(fn, _OUTPUT_PARAMETERS, None)  # type: ignore[attr-defined]
+    wrapper.__signature__ = _extend(  # type: ignore[attr-defined]
+        fn, _GLOBAL_PARAMETERS + _TENANT_PARAMETERS, None
+    )
     return wrapper
 
 
-def tenant_command(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the tenant connection and output options; the command receives ``tenant: TenantFlags``."""
+def output_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the global options after the command name too (the command must take ``ctx``)."""
+    own = set(inspect.signature(fn).parameters)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _apply_output_flags(kwargs)
-        _apply_context_flag(kwargs)
-        flags = TenantFlags(**{name: kwargs.pop(name) for name in _TENANT_NAMES})
+        ctx = kwargs.get("ctx")
+        _refuse_connection_flags(ctx)
+        names = tuple(name for name in _GLOBAL_NAMES if name not in own)
+        _apply_global_flags(ctx, _pop(kwargs, names), root=False)
+        return fn(*args, **kwargs)
+
+    wrapper.__signature__ = _extend(fn, _GLOBAL_PARAMETERS, None)  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _flag_of(name: str) -> str:
+    hint = next(hint for known, hint, _ in _TENANT_PARAMETERS if known == name)
+    # Inside Annotated, Typer takes the first flag as the "default" argument.
+    return str(hint.__metadata__[0].default)
+
+
+def _refuse_connection_flags(ctx: typer.Context | None) -> None:
+    """Connection options before the name of a command that does not talk to a tenant would be
+    ignored; `qlikm2m --server URL context create` would then save a context without it."""
+    given = ctx.meta.get(_CONNECTION_KEY) if ctx is not None else None
+    if not given:
+        return
+    from qlikm2m.errors import UsageError
+
+    flags = ", ".join(_flag_of(name) for name in given)
+    verb = "applies" if len(given) == 1 else "apply"
+    raise UsageError(
+        f"{flags} before the command name {verb} only to commands that talk to a tenant, "
+        f"not to `{ctx.command_path if ctx is not None else ''}`.",
+        hint="Give it after the command name if the command takes it (see its --help).",
+    )
+
+
+def tenant_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the global and tenant connection options; the command receives ``tenant: TenantFlags``
+    (the connection flags given before and after its name, merged)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = kwargs.get("ctx")
+        _apply_global_flags(ctx, _pop(kwargs, _GLOBAL_NAMES), root=False)
+        flags = _merge_connection_flags(ctx, _pop(kwargs, _TENANT_NAMES))
         return fn(*args, tenant=flags, **kwargs)
 
     wrapper.__signature__ = _extend(  # type: ignore[attr-defined]
-        fn, _CONTEXT_PARAMETER + _TENANT_PARAMETERS + _OUTPUT_PARAMETERS, "tenant"
+        fn, _GLOBAL_PARAMETERS + _TENANT_PARAMETERS, "tenant"
     )
     return wrapper
 
@@ -323,4 +455,10 @@ def print_listing(
     runtime = runtime_of(ctx)
     check_limit(limit)
     with tenant.client(runtime) as client:
-        emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
+        records = fetch(client, listing, limit)
+        if listing.noun == "apps":
+            from qlikm2m.completion_cache import remember_apps
+
+            # What completion offers after `reload <TAB>` (docs/completion.md).
+            records.source = remember_apps(runtime.env, records.source)
+        emit_listing(runtime, listing, records, ndjson=ndjson)

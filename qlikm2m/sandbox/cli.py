@@ -25,7 +25,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             "reloads) for tests, demos and dry runs of CI scripts. Prints export-ready QLIK_* "
             "lines on stdout, then serves until SIGINT/SIGTERM."
         ),
-        epilog="Details, control endpoints and figures: docs/sandbox.md",
+        epilog="Details, control endpoints and figures: qlikm2m help sandbox",
     )
     net = parser.add_argument_group("network")
     net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
