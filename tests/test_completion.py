@@ -15,16 +15,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
 
 import pytest
-import typer
-import typer.main
 from fixtures_sandbox import RunQlikm2m
 
-from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.completion_cache import APP_IDS_TTL, app_ids_path, recent_app_ids
-from qlikm2m.runtime import Runtime
 from qlikm2m.sandbox import Sandbox
 
 SHELL_MARKERS = {
@@ -181,19 +176,20 @@ def test_other_shells_protocol_completes_context_names(
     assert "qa" not in done.stdout
 
 
-def test_the_context_name_completer_attaches_to_an_argument(
-    run_qlikm2m: RunQlikm2m, on_path: dict[str, str]
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("context", "use"),
+        ("context", "get"),
+        ("context", "rm"),
+        ("context", "rename"),
+        ("context", "update"),
+    ],
+)
+def test_context_commands_complete_stored_names(
+    run_qlikm2m: RunQlikm2m, on_path: dict[str, str], words: tuple[str, ...]
 ) -> None:
-    # How `context use NAME` (and any other NAME argument) offers the stored names.
     _create_contexts(run_qlikm2m, on_path, "prod", "qa")
-    app = typer.Typer()
-
-    @app.command()
-    def use(name: Annotated[str, typer.Argument(autocompletion=complete_context_names)]) -> None:
-        del name
-
-    command = typer.main.get_command(app)
-    ctx = typer.Context(command, obj=Runtime(env=dict(os.environ)))
-    (param,) = [p for p in command.params if p.name == "name"]
-    assert [item.value for item in param.shell_complete(ctx, "p")] == ["prod"]
-    assert [item.value for item in param.shell_complete(ctx, "")] == ["prod", "qa"]
+    env = {**on_path, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    assert _bash_complete(env, *words, "p") == ["prod"]
+    assert _bash_complete(env, *words, "") == ["prod", "qa"]

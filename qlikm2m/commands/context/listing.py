@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.prompting import Prompter, context_runtime
 from qlikm2m.commands.context.shared import context_view, credential_store, emit
 
@@ -34,7 +35,14 @@ def ls(ctx: typer.Context) -> None:
 
 def use(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to make current.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME",
+            help="The context to make current.",
+            autocompletion=complete_context_names,
+        ),
+    ],
 ) -> None:
     """Make NAME the current context (--context / QLIK_CONTEXT still win per command)."""
     runtime = context_runtime(ctx)
@@ -75,6 +83,7 @@ def get(
             metavar="NAME",
             help="Context (default: --context, $QLIK_CONTEXT, then the current one).",
             show_default=False,
+            autocompletion=complete_context_names,
         ),
     ] = None,
 ) -> None:

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.options import ForceOpt
 from qlikm2m.commands.context.prompting import Prompter, context_runtime
 from qlikm2m.commands.context.shared import context_view, credential_store, emit, say_warnings
@@ -13,7 +14,12 @@ from qlikm2m.commands.context.shared import context_view, credential_store, emit
 
 def rm(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to delete.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="The context to delete.", autocompletion=complete_context_names
+        ),
+    ],
     force: Annotated[
         bool,
         typer.Option(
@@ -44,7 +50,12 @@ def rm(
 
 def rename(
     ctx: typer.Context,
-    old_name: Annotated[str, typer.Argument(metavar="OLD", help="The current name.")],
+    old_name: Annotated[
+        str,
+        typer.Argument(
+            metavar="OLD", help="The current name.", autocompletion=complete_context_names
+        ),
+    ],
     new_name: Annotated[str, typer.Argument(metavar="NEW", help="The new name.")],
     force: ForceOpt = False,
 ) -> None:

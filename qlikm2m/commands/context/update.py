@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.options import (
     ApiKeyEnvOpt,
     ApiKeyStdinOpt,
@@ -41,7 +42,12 @@ if TYPE_CHECKING:
 
 def update(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="The context to change.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="The context to change.", autocompletion=complete_context_names
+        ),
+    ],
     server: ServerOpt = None,
     auth_type: AuthTypeOpt = None,
     client_id: ClientIdOpt = None,
