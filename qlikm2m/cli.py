@@ -120,6 +120,7 @@ COMMAND_MODULES = (
     "apps",
     "reload",
     "doctor",
+    "exec",
     "sandbox",
 )
 # Root options that take a value: the word after them is not the command name.
