@@ -121,6 +121,7 @@ COMMAND_MODULES = (
     "reload",
     "doctor",
     "exec",
+    "each",
     "sandbox",
 )
 # Root options that take a value: the word after them is not the command name.
