@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -49,7 +49,7 @@ class Handoff:
 
     server: str
     token: Token = field(repr=False)
-    tenant_id: str
+    tenant_id: str | None
     ca_bundle: str | None = None
 
     def environment(self, base: Mapping[str, str]) -> dict[str, str]:
@@ -58,7 +58,9 @@ class Handoff:
         env = {k: v for k, v in base.items() if k not in WITHHELD}
         env[ENV_SERVER] = self.server
         env[ENV_ACCESS_TOKEN] = self.token.value
-        env[ENV_TENANT_ID] = self.tenant_id
+        env.pop(ENV_TENANT_ID, None)  # never an inherited id of another tenant
+        if self.tenant_id:
+            env[ENV_TENANT_ID] = self.tenant_id
         if self.ca_bundle:
             env[ENV_CA_BUNDLE] = self.ca_bundle
         return env
@@ -129,13 +131,28 @@ def tenant_id(client: QlikClient) -> str:
     return found
 
 
-def handoff(client: QlikClient, min_lifetime: float = MIN_LIFETIME) -> Handoff:
-    """Everything the child's environment needs, from one client (token first, then tenant id)."""
+def handoff(
+    client: QlikClient,
+    min_lifetime: float = MIN_LIFETIME,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> Handoff:
+    """Everything the child's environment needs, from one client (token first, then tenant id).
+
+    A tenant that refuses ``tenants/me`` (ApiError: a 403 for a client without that right) costs
+    only QLIK_TENANT_ID, with a warning through ``warn``; credential and network errors raise.
+    """
     token = fresh_token(client, min_lifetime)
+    try:
+        found: str | None = tenant_id(client)
+    except ApiError as error:
+        found = None
+        if warn is not None:
+            warn(f"warning: {ENV_TENANT_ID} is not set: {error.message}")
     return Handoff(
         server=client.settings.server_url,
         token=token,
-        tenant_id=tenant_id(client),
+        tenant_id=found,
         ca_bundle=client.settings.ca_bundle.value,
     )
 

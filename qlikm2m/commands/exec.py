@@ -45,7 +45,11 @@ def register(root: typer.Typer) -> None:
             from qlikm2m.errors import UsageError
 
             raise UsageError("No command to run.", hint="e.g. qlikm2m exec -- node script.mjs")
+
+        def warn(line: str) -> None:
+            runtime.stderr.write(line + "\n")
+
         with tenant.client(runtime) as client:
-            given = handoff(client)
+            given = handoff(client, warn=warn)
         code = start(command, given.environment(runtime.env))
         raise typer.Exit(code)

@@ -78,6 +78,19 @@ def test_with_an_api_key_the_child_gets_it_as_the_bearer_only(
     assert sandbox.count(TOKEN) == 0
 
 
+def test_a_tenant_that_refuses_tenants_me_costs_only_the_tenant_id(
+    sandbox: Sandbox, cli_env: dict[str, str]
+) -> None:
+    sandbox.force(status=403, match="GET /api/v1/tenants/me", body={"errors": [{"code": "x"}]})
+    cli_env["QLIK_TENANT_ID"] = "an-inherited-id-of-another-tenant"
+    done = _exec(cli_env, sys.executable, "-c", REPORT)
+    assert done.returncode == 0, done.stderr
+    env = json.loads(done.stdout)["env"]
+    assert "QLIK_TENANT_ID" not in env
+    assert env["QLIK_ACCESS_TOKEN"]
+    assert "warning: QLIK_TENANT_ID is not set" in done.stderr
+
+
 def test_a_second_run_costs_no_request(sandbox: Sandbox, cli_env: dict[str, str]) -> None:
     first = _exec(cli_env, sys.executable, "-c", REPORT)
     assert first.returncode == 0, first.stderr
