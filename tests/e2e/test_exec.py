@@ -300,3 +300,47 @@ def test_the_subprocess_path_passes_the_exit_code(cli_env: dict[str, str]) -> No
     )
     assert done.returncode == 9
     assert os.name == "posix"  # these tests drive the path POSIX users do not take
+
+
+def test_a_stored_context_is_handed_over_without_its_secret(
+    sandbox: Sandbox, cli_env: dict[str, str], run_qlikm2m: Any
+) -> None:
+    env = {k: v for k, v in cli_env.items() if not k.startswith("QLIK_")}
+    created = run_qlikm2m(
+        "context",
+        "create",
+        "prod",
+        "--server",
+        sandbox.url,
+        "--client-id",
+        sandbox.client_id,
+        "--client-secret-stdin",
+        "--ca-bundle",
+        sandbox.ca_bundle or "",
+        "--secret-storage",
+        "file",
+        "--no-verify",
+        env=env,
+        input=sandbox.client_secret + "\n",
+    )
+    assert created.returncode == 0, created.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "qlikm2m", "exec", "-c", "prod", "--", sys.executable, "-c", REPORT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)["env"]
+    assert seen["QLIK_SERVER"] == sandbox.url
+    # The context's CA goes along, so a qlikm2m or Python child trusts the tenant as we do.
+    assert seen["QLIK_CA_BUNDLE"] == sandbox.ca_bundle
+    assert sandbox.client_secret not in json.dumps(seen)
+    assert {k for k in seen if k.startswith("QLIK_")} == {
+        "QLIK_SERVER",
+        "QLIK_ACCESS_TOKEN",
+        "QLIK_TENANT_ID",
+        "QLIK_CA_BUNDLE",
+    }
