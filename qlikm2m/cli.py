@@ -99,6 +99,8 @@ COMMAND_MODULES = (
     "apps",
     "reload",
     "doctor",
+    "exec",
+    "each",
     "sandbox",
     "completion",
     "help",

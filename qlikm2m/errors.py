@@ -25,6 +25,9 @@ class ExitCode(enum.IntEnum):
     RELOAD_FAILED = 8
     WAIT_TIMEOUT = 9
     OUTPUT = 10
+    # `exec`: as env(1) and POSIX shells report a command that cannot be run.
+    COMMAND_NOT_EXECUTABLE = 126
+    COMMAND_NOT_FOUND = 127
     INTERRUPTED = 130
 
 
@@ -123,3 +126,17 @@ class WaitTimeoutError(QlikM2MError):
 
     exit_code = ExitCode.WAIT_TIMEOUT
     kind = "wait-timeout"
+
+
+class CommandNotExecutableError(QlikM2MError):
+    """``exec``: the command exists but cannot be run (not executable, a folder)."""
+
+    exit_code = ExitCode.COMMAND_NOT_EXECUTABLE
+    kind = "command-not-executable"
+
+
+class CommandNotFoundError(QlikM2MError):
+    """``exec``: no such command on $PATH."""
+
+    exit_code = ExitCode.COMMAND_NOT_FOUND
+    kind = "command-not-found"

@@ -11,7 +11,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import urljoin, urlsplit
 
 from qlikm2m import __version__
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import requests
 
 Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
+# The requests.Session that qlikm2m.library.session() hands out, named here so that requests is
+# imported in this module only.
+RequestsSession: TypeAlias = "requests.Session"
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 # Bodies read whole (JSON pages, objects) are bounded: a hostile or broken server must not make

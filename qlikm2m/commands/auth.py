@@ -18,6 +18,12 @@ class TokenFormat(StrEnum):
     json = "json"
     header = "header"
     env = "env"
+    dotenv = "dotenv"
+    powershell = "powershell"
+    fish = "fish"
+    cmd = "cmd"
+    github = "github"
+    process = "process"
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -53,8 +59,10 @@ def register(root: typer.Typer) -> None:
             typer.Option(
                 "--format",
                 "-f",
-                help="raw (the token), json, header (`Authorization: Bearer ...`) or env "
-                "(`QLIK_ACCESS_TOKEN=...`).",
+                help="raw (the token), json, header (`Authorization: Bearer ...`), env "
+                "(`QLIK_ACCESS_TOKEN=...`), dotenv (QLIK_SERVER and QLIK_ACCESS_TOKEN lines), "
+                "powershell, fish, cmd, github (masks the token, then appends it to $GITHUB_ENV) "
+                "or process (credential-helper JSON: version, accessToken, expiresAt, server).",
                 case_sensitive=False,
             ),
         ] = TokenFormat.raw,
@@ -63,20 +71,39 @@ def register(root: typer.Typer) -> None:
 
         For other tools: curl -H "$(qlikm2m auth token --format header)" "$QLIK_SERVER/api/v1/..."
         """
+        import json
         import time
 
+        from qlikm2m import token_formats
         from qlikm2m.output import Output
 
+        shell_forms = {
+            TokenFormat.powershell: token_formats.powershell,
+            TokenFormat.fish: token_formats.fish,
+            TokenFormat.cmd: token_formats.cmd,
+        }
         runtime = runtime_of(ctx)
         output = Output(runtime)
+        if token_format is TokenFormat.github:
+            token_formats.github_env_path(runtime.env)  # no token minted outside GitHub Actions
         with tenant.client(runtime) as client:
             current = client.tokens.token()
+            server = client.settings.server_url
         if token_format is TokenFormat.raw:
             output.emit_text(current.value)
         elif token_format is TokenFormat.header:
             output.emit_text(f"Authorization: Bearer {current.value}")
         elif token_format is TokenFormat.env:
             output.emit_text(f"QLIK_ACCESS_TOKEN={current.value}")
+        elif token_format in shell_forms:
+            output.emit_text(shell_forms[token_format](current.value))
+        elif token_format is TokenFormat.dotenv:
+            output.emit_text(token_formats.dotenv(current.value, server))
+        elif token_format is TokenFormat.github:
+            written = token_formats.github(current.value, runtime.env, runtime.stdout)
+            runtime.stderr.write(f"QLIK_ACCESS_TOKEN (masked) appended to {written}\n")
+        elif token_format is TokenFormat.process:
+            output.emit_text(json.dumps(token_formats.process(current, server)))
         else:
             facts = _token_facts(current, time.time())
             output.emit({"accessToken": current.value, "tokenType": "Bearer", **facts})
