@@ -30,7 +30,9 @@ CONNECTION_FLAGS = {
     "--read-timeout",
 }
 # Commands that take no shared options: they print a script or help, or pass words on.
-WITHOUT_SHARED = {"completion", "help", "sandbox serve"}
+# Commands whose words after the name belong to something else: `each` hands them to the command
+# it runs for every context (so `each 'p*' -- -o yaml tenant me` is that command's -o).
+WITHOUT_SHARED = {"completion", "help", "sandbox serve", "each"}
 
 
 def _tree() -> tuple[Any, Any]:
