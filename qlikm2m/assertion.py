@@ -44,7 +44,7 @@ _PEM_BLOCK = re.compile(
 )
 _KEY_HINT = (
     "Use an RSA key of at least 2048 bits (RS256/RS512) or an EC key on P-384 (ES384), in PEM "
-    "(PKCS#8, PKCS#1 or SEC1); `qlikm2m oauth-client keys generate` makes one."
+    "(PKCS#8, PKCS#1 or SEC1); `qlikm2m oauth keys generate` makes one."
 )
 
 

@@ -119,6 +119,7 @@ COMMAND_MODULES = (
     "items",
     "apps",
     "reload",
+    "oauth",
     "doctor",
     "sandbox",
 )

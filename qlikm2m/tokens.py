@@ -237,7 +237,7 @@ def _parse_expiry(body: Mapping[str, Any], sent_at: float) -> float | None:
 # Qlik Cloud, whose codes are unpublished, by words of the error's detail: (cause, hint).
 _ASSERTION_CAUSES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
     ("OAUTH-21", ("kid",), "the key id is unknown to the tenant",
-     "Register the public key on the OAuth client (`qlikm2m oauth-client keys generate "
+     "Register the public key on the OAuth client (`qlikm2m oauth keys generate "
      "--register`, or the management console), or set QLIK_KEY_ID to the kid it was registered "
      "under."),
     ("OAUTH-24", ("expired", "exp ", "iat", "nbf", "future", "clock"), "clock skew",
