@@ -622,22 +622,23 @@ def _env_private_key(env: Mapping[str, str]) -> tuple[str, str] | None:
     from pathlib import Path
 
     source = f"env {ENV_PRIVATE_KEY_FILE}"
+    shown = repr(path) if path.isprintable() else _shown(path)  # a path is not secret: in full
     try:
         with Path(path).expanduser().open("rb") as handle:
             raw = handle.read(MAX_KEY_FILE + 1)
     except OSError as error:
         raise ConfigError(
-            f"The private key file {_shown(path)} ({source}) cannot be read: "
+            f"The private key file {shown} ({source}) cannot be read: "
             f"{error.strerror or error}.",
             hint=f"Point {ENV_PRIVATE_KEY_FILE} at a PEM file this user can read.",
         ) from None
     if len(raw) > MAX_KEY_FILE:
-        raise ConfigError(f"The private key file {_shown(path)} ({source}) is too large.")
+        raise ConfigError(f"The private key file {shown} ({source}) is too large.")
     try:
         pem = raw.decode("ascii")
     except UnicodeDecodeError:
         raise ConfigError(
-            f"The private key file {_shown(path)} ({source}) is not PEM text.",
+            f"The private key file {shown} ({source}) is not PEM text.",
             hint="Convert a DER key with `openssl pkey -in key.der -inform DER -out key.pem`.",
         ) from None
     from qlikm2m.assertion import register_key_text

@@ -12,6 +12,7 @@ tests/e2e/test_ci_hygiene.py checks a first handful of commands; this goes throu
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 from collections.abc import Iterable
@@ -387,9 +388,11 @@ def test_no_private_key_assertion_or_new_secret_leaks_from_the_key_commands(
     assert len(traced) > 5  # the trace was on and showed the token requests
     generated = (outputs / "new.pem").read_text()
     assert stat.S_IMODE((outputs / "new.pem").stat().st_mode) == 0o600
+    jwt_shape = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
     for run in script.runs:
-        # A client assertion is a JWT; nothing else the tool handles here is one.
-        assert "eyJ" not in run.result.stdout + run.result.stderr, run.args
+        # A client assertion is a JWT (header.claims.signature, both JSON objects: "eyJ"...);
+        # nothing else the tool handles here is one.
+        assert not jwt_shape.search(run.result.stdout + run.result.stderr), run.args
     assert_no_leak(
         script,
         secrets=[es.pem(), rs.pem(), encrypted, weak.pem(), generated, passphrase, rotated,
