@@ -628,8 +628,7 @@ def _env_private_key(env: Mapping[str, str]) -> tuple[str, str] | None:
             raw = handle.read(MAX_KEY_FILE + 1)
     except OSError as error:
         raise ConfigError(
-            f"The private key file {shown} ({source}) cannot be read: "
-            f"{error.strerror or error}.",
+            f"The private key file {shown} ({source}) cannot be read: {error.strerror or error}.",
             hint=f"Point {ENV_PRIVATE_KEY_FILE} at a PEM file this user can read.",
         ) from None
     if len(raw) > MAX_KEY_FILE:
