@@ -98,6 +98,7 @@ COMMAND_MODULES = (
     "items",
     "apps",
     "reload",
+    "oauth",
     "doctor",
     "exec",
     "each",

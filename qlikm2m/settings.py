@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from qlikm2m.errors import ConfigError, QlikM2MError, UsageError
 from qlikm2m.redaction import mask, register_secret
 
 if TYPE_CHECKING:
+    from qlikm2m.assertion import SigningKey
     from qlikm2m.contexts import Context
     from qlikm2m.runtime import Runtime
 
@@ -34,6 +35,16 @@ ENV_CONNECT_TIMEOUT = "QLIKM2M_CONNECT_TIMEOUT"
 ENV_READ_TIMEOUT = "QLIKM2M_READ_TIMEOUT"
 ENV_MAX_RETRY_WAIT = "QLIKM2M_MAX_RETRY_WAIT"
 ENV_MAX_RETRIES = "QLIKM2M_MAX_RETRIES"
+# Private-key JWT (docs/private-key-jwt.md): the key as PEM text or a file path (CI secret stores
+# hand over either), its passphrase when encrypted, and the kid/alg it is registered under.
+ENV_PRIVATE_KEY = "QLIK_PRIVATE_KEY"
+ENV_PRIVATE_KEY_FILE = "QLIK_PRIVATE_KEY_FILE"
+ENV_PRIVATE_KEY_PASSPHRASE = "QLIK_PRIVATE_KEY_PASSPHRASE"  # noqa: S105 - a variable name
+ENV_KEY_ID = "QLIK_KEY_ID"
+ENV_KEY_ALG = "QLIK_KEY_ALG"
+
+CredentialType = Literal["client_secret", "private_key"]
+MAX_KEY_FILE = 64 * 1024
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 60.0
@@ -219,6 +230,42 @@ class ResolvedSettings:
     # and its credential generation (None: unbound, a context from before schema 2).
     stored_context: str | None = None
     credential_generation: str | None = None
+    # Private-key JWT: the secret is then a PEM private key (see signing_key).
+    credential_type: CredentialType = "client_secret"
+    key_id: Setting = _UNSET
+    key_alg: Setting = _UNSET
+    _passphrase: _LazySecret | None = field(default=None, repr=False, compare=False)
+    _loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def uses_private_key(self) -> bool:
+        """True when tokens are requested with a signed client assertion instead of a secret."""
+        return self.kind == "oauth" and self.credential_type == "private_key"
+
+    def signing_key(self) -> SigningKey:
+        """The private key, loaded and checked once (ConfigError for a bad or weak key)."""
+        loaded = self._loaded.get("signing_key")
+        if loaded is None:
+            from qlikm2m.assertion import load_private_key
+
+            loaded = load_private_key(
+                self.secret(),
+                source=self.secret_source,
+                kid=self.key_id.value,
+                alg=self.key_alg.value,
+                passphrase=self._passphrase.get() if self._passphrase else None,
+            )
+            self._loaded["signing_key"] = loaded
+        return loaded
+
+    def credential_binding(self) -> str:
+        """What cached tokens are bound to (salted, in tokens.fingerprint): the secret, or for a
+        private key a digest of the key itself, never of the file it was read from."""
+        if self.uses_private_key:
+            from qlikm2m.assertion import material_fingerprint
+
+            return f"private_key_jwt:{material_fingerprint(self.secret())}"
+        return self.secret()
 
     @property
     def server_url(self) -> str:
@@ -287,7 +334,10 @@ class ResolvedSettings:
         if self.kind == "oauth":
             rows.append(("client_id", self.client_id))
         secret_label = {"oauth": "client_secret", "apikey": "api_key", "token": "access_token"}
-        rows.append((secret_label[self.kind], Setting(self._masked_secret(), self.secret_source)))
+        label = "private_key" if self.uses_private_key else secret_label[self.kind]
+        rows.append((label, Setting(self._masked_secret(), self.secret_source)))
+        if self.uses_private_key:
+            rows += [("key_id", self.key_id), ("key_alg", self.key_alg)]
         if self.kind == "oauth":
             rows += [("scope", self.scope), ("impersonate", self.impersonate)]
             rows.append(("token_cache", self.token_cache))
@@ -306,6 +356,11 @@ class ResolvedSettings:
     def _masked_secret(self) -> str:
         if self._secret is None:
             return ""
+        if self._secret.at_hand and self.uses_private_key:
+            from qlikm2m.assertion import material_fingerprint
+
+            # A digest of the key, so an operator can tell two keys apart without seeing either.
+            return f"*** (sha256 {material_fingerprint(self._secret.get())[:16]})"
         if self._secret.at_hand:
             return mask(self._secret.get())
         return "***"  # stored: not read just to be masked
@@ -365,6 +420,8 @@ class _Credentials:
     secret_source: str
     from_context: bool
     generation: str | None = None
+    credential_type: CredentialType = "client_secret"
+    passphrase: _LazySecret | None = None
 
 
 def resolve_settings(
@@ -390,7 +447,9 @@ def resolve_settings(
        a. flags and the environment, in this order: ``--client-id``/``--client-secret-stdin``
           (completed by ``$QLIK_CLIENT_ID``/``$QLIK_CLIENT_SECRET``), else ``$QLIK_ACCESS_TOKEN``
           (a token minted elsewhere), else ``$QLIK_API_KEY``, else ``$QLIK_CLIENT_ID`` +
-          ``$QLIK_CLIENT_SECRET``. A partial set is a ConfigError naming what is missing: a
+          ``$QLIK_CLIENT_SECRET``, or ``$QLIK_CLIENT_ID`` + a private key
+          (``$QLIK_PRIVATE_KEY`` or ``$QLIK_PRIVATE_KEY_FILE``; ``$QLIK_KEY_ID``,
+          ``$QLIK_KEY_ALG``, ``$QLIK_PRIVATE_KEY_PASSPHRASE``; never both a secret and a key). A partial set is a ConfigError naming what is missing: a
           client id from here is never paired with a stored context's secret;
        b. the selected context: its client id (or API key) and its secret, read lazily from the
           secret store only when a token must be minted;
@@ -509,6 +568,19 @@ def resolve_settings(
         _secret=creds.secret,
         stored_context=context.name if creds.from_context and context is not None else None,
         credential_generation=creds.generation,
+        credential_type=creds.credential_type,
+        key_id=_key_setting(env, ENV_KEY_ID, creds, "the key's RFC 7638 thumbprint"),
+        key_alg=_key_setting(env, ENV_KEY_ALG, creds, "from the key type"),
+        _passphrase=creds.passphrase,
+    )
+
+
+def _key_setting(env: Mapping[str, str], name: str, creds: _Credentials, default: str) -> Setting:
+    if creds.credential_type != "private_key":
+        return _UNSET
+    value = _env(env, name)
+    return (
+        Setting(value, f"env {name}") if value is not None else Setting(None, f"default: {default}")
     )
 
 
@@ -557,6 +629,7 @@ def _explicit_credentials(
 ) -> _Credentials | None:
     flag_id = flag_client_id.strip() if flag_client_id and flag_client_id.strip() else None
     env_id, env_secret = _env(env, ENV_CLIENT_ID), _env(env, ENV_CLIENT_SECRET)
+    env_key = _env_private_key(env)
     if flag_id is None and stdin_secret is None:
         token = _env(env, ENV_ACCESS_TOKEN)
         if token is not None:
@@ -564,9 +637,11 @@ def _explicit_credentials(
         api_key = _env(env, ENV_API_KEY)
         if api_key is not None:
             return _direct(api_key, "apikey", f"env {ENV_API_KEY}")
-        if env_id is None and env_secret is None:
+        if env_id is None and env_secret is None and env_key is None:
             return None
     client_id = _first((flag_id, "flag --client-id"), (env_id, f"env {ENV_CLIENT_ID}"))
+    if env_key is not None:
+        return _private_key_credentials(env, client_id, env_key, env_secret or stdin_secret)
     secret, secret_source = (
         (stdin_secret, "stdin") if stdin_secret else (env_secret, f"env {ENV_CLIENT_SECRET}")
     )
@@ -590,6 +665,85 @@ def _explicit_credentials(
         secret=_LazySecret(lambda: value, at_hand=True),
         secret_source=secret_source,
         from_context=False,
+    )
+
+
+def _env_private_key(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(PEM text, source) from $QLIK_PRIVATE_KEY or the file $QLIK_PRIVATE_KEY_FILE names."""
+    text, path = _env(env, ENV_PRIVATE_KEY), _env(env, ENV_PRIVATE_KEY_FILE)
+    if text is not None and path is not None:
+        raise ConfigError(
+            f"Both {ENV_PRIVATE_KEY} and {ENV_PRIVATE_KEY_FILE} are set.",
+            hint="Give the private key one way only.",
+        )
+    if text is not None:
+        # Some CI variable stores keep a PEM on one line with literal \n escapes.
+        if "\n" not in text and "\\n" in text:
+            text = text.replace("\\n", "\n")
+        from qlikm2m.assertion import register_key_text
+
+        register_key_text(text)
+        return text, f"env {ENV_PRIVATE_KEY}"
+    if path is None:
+        return None
+    from pathlib import Path
+
+    source = f"env {ENV_PRIVATE_KEY_FILE}"
+    shown = repr(path) if path.isprintable() else _shown(path)  # a path is not secret: in full
+    try:
+        with Path(path).expanduser().open("rb") as handle:
+            raw = handle.read(MAX_KEY_FILE + 1)
+    except OSError as error:
+        raise ConfigError(
+            f"The private key file {shown} ({source}) cannot be read: {error.strerror or error}.",
+            hint=f"Point {ENV_PRIVATE_KEY_FILE} at a PEM file this user can read.",
+        ) from None
+    if len(raw) > MAX_KEY_FILE:
+        raise ConfigError(f"The private key file {shown} ({source}) is too large.")
+    try:
+        pem = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"The private key file {shown} ({source}) is not PEM text.",
+            hint="Convert a DER key with `openssl pkey -in key.der -inform DER -out key.pem`.",
+        ) from None
+    from qlikm2m.assertion import register_key_text
+
+    register_key_text(pem)
+    return pem, source
+
+
+def _private_key_credentials(
+    env: Mapping[str, str],
+    client_id: Setting,
+    key: tuple[str, str],
+    secret: str | None,
+) -> _Credentials:
+    pem, source = key
+    if secret is not None:
+        raise ConfigError(
+            f"Both a client secret and a private key ({source}) are set.",
+            hint=f"Unset {ENV_CLIENT_SECRET} to sign in with the key, or the key variables to "
+            "use the secret.",
+        )
+    if client_id.value is None:
+        raise ConfigError(
+            f"A private key is set ({source}) but no client id.",
+            hint=f"Set {ENV_CLIENT_ID} to the OAuth client the key is registered on.",
+        )
+    passphrase_text = _env(env, ENV_PRIVATE_KEY_PASSPHRASE)
+    register_secret(passphrase_text)
+    passphrase = (
+        _LazySecret(lambda: passphrase_text or "", at_hand=True) if passphrase_text else None
+    )
+    return _Credentials(
+        auth_type=Setting("oauth", client_id.source),
+        client_id=client_id,
+        secret=_LazySecret(lambda: pem, at_hand=True),
+        secret_source=source,
+        from_context=False,
+        credential_type="private_key",
+        passphrase=passphrase,
     )
 
 

@@ -311,6 +311,38 @@ def _refusal_hint(code: str | None, settings: ResolvedSettings | None) -> str:
     return _REFUSAL_HINT
 
 
+# Why a tenant refuses a client assertion, by the sandbox's codes (docs/sandbox.md) and, for
+# Qlik Cloud, whose codes are unpublished, by words of the error's detail: (cause, hint).
+_ASSERTION_CAUSES: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("OAUTH-21", ("kid",), "the key id is unknown to the tenant",
+     "Register the public key on the OAuth client (`qlikm2m oauth keys generate "
+     "--register`, or the management console), or set QLIK_KEY_ID to the kid it was registered "
+     "under."),
+    ("OAUTH-24", ("expired", "exp ", "iat", "nbf", "future", "clock"), "clock skew",
+     "The assertion's exp/iat were refused: set this machine's clock right (NTP); assertions "
+     "live 60 seconds."),
+    ("OAUTH-25", ("aud", "audience"), "the assertion was refused for its audience",
+     "The server URL must be the tenant's own (https://tenant.region.qlikcloud.com): the "
+     "assertion is addressed to its /oauth/token."),
+    ("OAUTH-22", ("alg",), "the key's algorithm is not the one registered",
+     "Set QLIK_KEY_ALG to the alg the public key was registered with (RS256, RS512, ES384)."),
+    ("OAUTH-23", ("signature",), "the signature does not match the registered key",
+     "The private key is not the one whose public key is registered under this kid."),
+    ("OAUTH-26", ("replay", "jti"), "the assertion was already used", "Run the command again."),
+)  # fmt: skip
+
+
+def _assertion_cause(code: str | None, text: str) -> tuple[str, str] | None:
+    lowered = text.lower()
+    for known, _words, cause, hint in _ASSERTION_CAUSES:
+        if code == known:
+            return cause, hint
+    for _, words, cause, hint in _ASSERTION_CAUSES:
+        if any(word in lowered for word in words):
+            return cause, hint
+    return None
+
+
 def _token_endpoint_refusal(
     response: Response, action: str = "issue a token", settings: ResolvedSettings | None = None
 ) -> AuthError:
@@ -323,11 +355,19 @@ def _token_endpoint_refusal(
         details["code"] = info.code
     if info.trace_id:
         details["traceId"] = info.trace_id
-    return AuthError(
-        f"The tenant refused to {action} (HTTP {response.status}): {said.rstrip('.')}.",
-        hint=_refusal_hint(info.code, settings),
-        details=details,
-    )
+    private_key = settings is not None and settings.uses_private_key
+    hint = _refusal_hint(info.code, settings)
+    message = f"The tenant refused to {action} (HTTP {response.status}): {said.rstrip('.')}."
+    cause = _assertion_cause(info.code, said) if private_key else None
+    if cause is not None:
+        message = f"The tenant refused the client assertion ({cause[0]}): {said.rstrip('.')}."
+        hint = cause[1]
+    elif private_key:
+        hint = (
+            "Check the client id, that the public key is registered on that OAuth client and "
+            "that it allows private_key_jwt, and the scopes it allows."
+        )
+    return AuthError(message, hint=hint, details=details)
 
 
 class TokenManager:
@@ -431,7 +471,8 @@ class TokenManager:
         if entry.key != self._key.as_dict():
             return False
         if self.settings.secret_at_hand:
-            expected = fingerprint(entry.salt, self._key.client_id, self.settings.secret())
+            binding = self.settings.credential_binding()
+            expected = fingerprint(entry.salt, self._key.client_id, binding)
             return hmac.compare_digest(expected, entry.digest)
         # A stored context's secret stays in its store on the warm path: the generation in the
         # key (renewed whenever the secret is set) binds the token to the secret that minted it.
@@ -476,7 +517,7 @@ class TokenManager:
                 import secrets
 
                 salt = secrets.token_bytes(16)
-                digest = fingerprint(salt, self._key.client_id, self.settings.secret())
+                digest = fingerprint(salt, self._key.client_id, self.settings.credential_binding())
                 try:
                     _write_entry(path, self._key, token, salt, digest)
                 except OSError as error:
@@ -500,12 +541,22 @@ class TokenManager:
         from qlikm2m.http import raise_for_status
 
         settings = self.settings
-        secret = settings.secret()
+        token_endpoint = f"{settings.server_url}/oauth/token"
         body: dict[str, Any] = {
             "client_id": settings.client_id.value,
-            "client_secret": secret,
             "grant_type": "client_credentials",
         }
+        if settings.uses_private_key:
+            from qlikm2m.assertion import ASSERTION_TYPE
+
+            # A fresh assertion per request: Qlik refuses a jti it has seen.
+            key = settings.signing_key()
+            body["client_assertion_type"] = ASSERTION_TYPE
+            body["client_assertion"] = key.sign_assertion(
+                settings.client_id.value or "", token_endpoint, now=self.clock()
+            )
+        else:
+            body["client_secret"] = settings.secret()
         if settings.scope.value:
             body["scope"] = settings.scope.value
         impersonation = settings.impersonation
@@ -514,9 +565,7 @@ class TokenManager:
             body["user_lookup"] = {"field": impersonation[0], "value": impersonation[1]}
         sent_at = self.clock()
         # Minting twice only wastes a token, so a lost answer (502, reset) may be retried.
-        response = self.transport.request(
-            "POST", f"{settings.server_url}/oauth/token", json_body=body, idempotent=True
-        )
+        response = self.transport.request("POST", token_endpoint, json_body=body, idempotent=True)
         self.mint_count += 1
         if response.status in (400, 401, 403):
             raise _token_endpoint_refusal(response, settings=settings)

@@ -13,7 +13,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "qlikm2m"
 
 # The one module allowed to import each library (typer: the command layer, below).
 HOME_OF = {
+    # PyJWT and the cryptography it signs with: the private-key JWT module, loaded only when a
+    # key is used (tests/test_startup_imports.py keeps them off the warm path).
+    "cryptography": "qlikm2m.assertion",
     "filelock": "qlikm2m.fileio",
+    "jwt": "qlikm2m.assertion",
     "jmespath": "qlikm2m.output",
     "keyring": "qlikm2m.secretstore",
     "platformdirs": "qlikm2m.paths",

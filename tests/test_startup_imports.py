@@ -147,3 +147,21 @@ def test_warm_tenant_me_builds_no_validation_models(sandbox: Any, cli_env: dict[
     qlikm2m_imports(["tenant", "me"], cli_env)
     warm = qlikm2m_imports(["tenant", "me"], cli_env)
     assert_none_of(warm, VALIDATION_STACK)
+
+
+def test_a_warm_run_with_a_private_key_loads_no_jose_or_crypto(
+    sandbox: Any, cli_env: dict[str, str]
+) -> None:
+    from keys_support import key_pair
+
+    pair = key_pair("ES384")
+    sandbox.add_public_key(pair.public_jwk)
+    env = {k: v for k, v in cli_env.items() if k != "QLIK_CLIENT_SECRET"}
+    env.update(QLIK_PRIVATE_KEY=pair.pem(), QLIK_KEY_ID=pair.kid)
+    cold = qlikm2m_imports(["tenant", "me"], env)  # signs an assertion, caches the token
+    warm = qlikm2m_imports(["tenant", "me"], env)
+
+    assert sandbox.count("POST /oauth/token") == 1
+    assert "jwt" in cold.modules  # the detector would see them
+    # The cached token is bound to the key by a stdlib digest of its text.
+    assert_none_of(warm, ("jwt", "cryptography", *NEVER_ON_HOT_PATH))

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from qlikm2m.sandbox.config import ClientSpec
+from qlikm2m.sandbox.credentials import authenticate_client
 from qlikm2m.sandbox.paging import CursorError, Cursors, take_page
 from qlikm2m.sandbox.state import ItemFilter, RefreshGrant, TenantState, Token
 from qlikm2m.sandbox.wire import (
@@ -305,15 +306,16 @@ def post_token(
     grant = str(body.get("grant_type") or "")
     if not grant:
         return oauth_error(400, "OAUTH-1", "Invalid request", "grant_type is required.")
-    if body.get("client_assertion") and not secret:
-        return oauth_error(
-            400, "OAUTH-1", "Invalid request", "The sandbox does not support client_assertion."
-        )
-    client = api.state.clients.get(client_id)
-    if client is None:
-        return oauth_error(400, "OAUTH-14", "Invalid client_id", "OAuth client is not authorized")
-    if not hmac.compare_digest(secret.encode(), client.client_secret.encode()):
-        return oauth_error(401, "OAUTH-5", "Unauthorized", "Invalid client credentials")
+    client = authenticate_client(
+        api.state.credentials,
+        api.state.clients,
+        client_id,
+        secret,
+        body,
+        f"{request.base_url}/oauth/token",
+    )
+    if isinstance(client, Response):
+        return client
     if grant == "client_credentials":
         user_id = api.state.bot_user_ids[client.client_id]
     elif grant == IMPERSONATION_GRANT:
@@ -456,7 +458,12 @@ def get_well_known(
             "jwks_uri": f"{base}/oauth/keys",
             "grant_types_supported": ["client_credentials", IMPERSONATION_GRANT, "refresh_token"],
             "response_types_supported": ["code"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "client_secret_basic",
+                "private_key_jwt",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS512", "ES384"],
         },
     )
 

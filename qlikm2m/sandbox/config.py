@@ -25,6 +25,8 @@ class ClientSpec:
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     max_tokens: int | None = None  # live tokens allowed at once; None = no cap
     may_impersonate: bool = True
+    # Stands for the TenantAdmin role: may read the client, manage its keys and secrets.
+    may_manage_clients: bool = True
     name: str = "Sandbox M2M client"
 
 

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from qlikm2m.sandbox import oauth_clients as _oauth_clients  # noqa: F401 - registers its routes
 from qlikm2m.sandbox.api import Api, Request, method_not_allowed, unknown_route
 from qlikm2m.sandbox.config import SandboxConfig
 from qlikm2m.sandbox.forcing import ForcedQueue, ForcedResponse, forced_from_json, forced_response
@@ -161,6 +162,13 @@ class Sandbox:
     def advance_clock(self, seconds: float) -> float:
         """Move the sandbox's clock forward: tokens expire and reloads progress without sleeping."""
         return self.state.advance_clock(seconds)
+
+    def add_public_key(self, jwk: dict[str, Any], client_id: str | None = None) -> None:
+        """Register a public JWK on a client (the main one by default), as PATCH /publicKeys add."""
+        self.state.credentials.patch_public_keys(client_id or self.client_id, "add", jwk)
+
+    def client_secret_hints(self, client_id: str | None = None) -> list[str]:
+        return [s.hint for s in self.state.credentials.secrets_of(client_id or self.client_id)]
 
     def app_ids(self) -> list[str]:
         return self.state.app_ids()

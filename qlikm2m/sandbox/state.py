@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qlikm2m.sandbox.config import ClientSpec, SandboxConfig
+from qlikm2m.sandbox.credentials import CredentialRegistry
 from qlikm2m.sandbox.wire import iso, iso_date, json_text
 
 # Fixed so that seeded ids are the same on every run: docs and scripts can name an app.
@@ -132,6 +133,8 @@ class TenantState:
         self.clock_offset = 0.0
         self.tenant_id = _stable_id("tenant", config.tenant_name)
         self.clients: dict[str, ClientSpec] = {c.client_id: c for c in config.clients}
+        # Secrets and public keys change at run time (rotation); the seeded secret is the first.
+        self.credentials = CredentialRegistry(config.clients, self.now, SEED_EPOCH)
         self.users: dict[str, dict[str, Any]] = {}
         self.users_by_subject: dict[str, str] = {}
         self.bot_user_ids: dict[str, str] = {}

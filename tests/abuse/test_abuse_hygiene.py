@@ -12,6 +12,7 @@ tests/e2e/test_ci_hygiene.py checks a first handful of commands; this goes throu
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 from collections.abc import Iterable
@@ -305,3 +306,107 @@ def test_a_server_echoing_the_secret_or_the_token_back_is_redacted(
         tokens=issued_tokens(sandbox) | {token},
         folders=[cli_env["QLIKM2M_CONFIG_DIR"], cli_env["QLIKM2M_CACHE_DIR"]],
     )
+
+
+# --- private keys: private-key JWT and the oauth commands ---------------------------------------
+
+
+def _key_lines(pems: Iterable[str], public_jwks: Iterable[dict[str, Any]]) -> list[str]:
+    """A PEM's body, line by line: a leak of any part of a key is a leak. Except lines that lie
+    inside the public key the DER also holds (an RSA modulus, an EC point): those may be seen
+    in a printed JWK, which is public."""
+    public = [str(jwk.get(m, "")) for jwk in public_jwks for m in ("n", "x", "y")]
+    lines = [line.strip() for pem in pems for line in pem.splitlines()]
+    return [
+        line
+        for line in lines
+        if "-----" not in line
+        and len(line) >= 16
+        and not any(line.replace("+", "-").replace("/", "_") in part for part in public)
+    ]
+
+
+@pytest.mark.slow
+def test_no_private_key_assertion_or_new_secret_leaks_from_the_key_commands(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any, tmp_path: Path
+) -> None:
+    from keys_support import key_pair
+
+    from qlikm2m.assertion import load_private_key
+
+    sandbox: Sandbox = make_sandbox()
+    es, rs = key_pair("ES384", "hygiene-es", fresh=True), key_pair("RS256", "hygiene-rs")
+    sandbox.add_public_key(es.public_jwk)
+    sandbox.add_public_key(rs.public_jwk)
+    secret_env = {**cli_env, "QLIK_SERVER": sandbox.url, "QLIK_CLIENT_ID": sandbox.client_id,
+                  "QLIK_CLIENT_SECRET": sandbox.client_secret, "QLIKM2M_MAX_RETRIES": "0"}  # fmt: skip
+    key_env = {**_without(secret_env, "QLIK_CLIENT_SECRET"), "QLIK_PRIVATE_KEY": es.pem(),
+               "QLIK_KEY_ID": es.kid}  # fmt: skip
+    rs_file = tmp_path / "given" / "rs.pem"
+    rs_file.parent.mkdir()
+    rs_file.write_text(rs.pem("traditional"))
+    file_env = {**_without(key_env, "QLIK_PRIVATE_KEY", "QLIK_KEY_ID"),
+                "QLIK_PRIVATE_KEY_FILE": str(rs_file), "QLIK_KEY_ID": rs.kid}  # fmt: skip
+    weak = key_pair("RS256", bits=1024, fresh=True)
+    passphrase = "a-private-key-passphrase-0123456789"
+    encrypted = es.pem(password=passphrase.encode())
+    script = Script(run_qlikm2m, key_env)
+    outputs = tmp_path / "asked-for"
+    outputs.mkdir()
+
+    # Success paths.
+    script("-vv", "tenant", "me")
+    script("-v", "user", "me", "--no-token-cache")
+    script("-vv", "-o", "yaml", "auth", "status")
+    script("-v", "auth", "token", shows_token=True)
+    script("-vv", "tenant", "me", "--no-token-cache", env=file_env)
+    script("-v", "tenant", "me", env={**key_env, "QLIK_PRIVATE_KEY": es.pem().replace("\n", "\\n")})
+    script("-v", "tenant", "me", "--no-token-cache",
+           env={**key_env, "QLIK_PRIVATE_KEY": encrypted,
+                "QLIK_PRIVATE_KEY_PASSPHRASE": passphrase})  # fmt: skip
+    script("-vv", "oauth", "keys", "generate", "--out-private", str(outputs / "new.pem"),
+           "--register", sandbox.client_id)  # fmt: skip
+    script("-v", "oauth", "keys", "ls")
+    script("-v", "oauth", "secrets", "ls")
+    script("-v", "oauth", "tokens", "ls")
+    script("-vv", "oauth", "secrets", "rotate", "--out-secret", str(outputs / "secret"),
+           env=secret_env)  # fmt: skip
+    rotated = (outputs / "secret").read_text().strip()
+
+    # Failure paths.
+    script("-v", "tenant", "me", "--no-token-cache", code=4,
+           env={**key_env, "QLIK_KEY_ID": "not-registered"})  # fmt: skip
+    sandbox.advance_clock(900)
+    script("-vv", "-o", "json", "tenant", "me", "--no-token-cache", code=4)
+    sandbox.advance_clock(-900)
+    script("-v", "tenant", "me", code=3, env={**key_env, "QLIK_PRIVATE_KEY": weak.pem()})
+    script("-vv", "-o", "json", "tenant", "me", code=3,
+           env={**key_env, "QLIK_PRIVATE_KEY": encrypted})  # fmt: skip
+    script("-v", "tenant", "me", "--no-token-cache", code=3,
+           env={**key_env, "QLIK_PRIVATE_KEY": encrypted,
+                "QLIK_PRIVATE_KEY_PASSPHRASE": "wrong-passphrase-0123456789"})  # fmt: skip
+    script("-v", "tenant", "me", code=3,
+           env={**key_env, "QLIK_PRIVATE_KEY": es.pem()[:200] + es.pem()[260:]})  # fmt: skip
+    # The deleted secret no longer mints (its cached token would still work until it expires).
+    script("-v", "oauth", "secrets", "rotate", "--print-secret", "--no-token-cache", code=4,
+           env=secret_env)  # fmt: skip
+
+    traced = [run for run in script.runs if "POST " in run.result.stderr]
+    assert len(traced) > 5  # the trace was on and showed the token requests
+    generated = (outputs / "new.pem").read_text()
+    generated_jwk = load_private_key(generated, source="test").public_jwk()
+    assert stat.S_IMODE((outputs / "new.pem").stat().st_mode) == 0o600
+    jwt_shape = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+    for run in script.runs:
+        # A client assertion is a JWT (header.claims.signature, both JSON objects: "eyJ"...);
+        # nothing else the tool handles here is one.
+        assert not jwt_shape.search(run.result.stdout + run.result.stderr), run.args
+    assert_no_leak(
+        script,
+        secrets=[es.pem(), rs.pem(), encrypted, weak.pem(), generated, passphrase, rotated,
+                 sandbox.client_secret,
+                 *_key_lines([es.pem(), rs.pem("traditional"), encrypted, weak.pem(), generated],
+                             [es.public_jwk, rs.public_jwk, weak.public_jwk, generated_jwk])],
+        tokens=issued_tokens(sandbox),
+        folders=[key_env["QLIKM2M_CONFIG_DIR"], key_env["QLIKM2M_CACHE_DIR"]],
+    )  # fmt: skip
