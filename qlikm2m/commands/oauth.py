@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _CLIENT_HELP = "The OAuth client id (default: the client the credentials belong to)."
 ClientOption = Annotated[
-    str | None, typer.Option("--client", help=_CLIENT_HELP, show_default=False)
+    str | None, typer.Option("--client", metavar="ID", help=_CLIENT_HELP, show_default=False)
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")]
 
@@ -60,19 +60,28 @@ def register(root: typer.Typer) -> None:
             Path,
             typer.Option(
                 "--out-private",
+                metavar="FILE",
                 help="Write the private key here (PEM, PKCS#8, mode 0600). Required: the key "
                 "exists nowhere else.",
                 show_default=False,
             ),
         ],
         alg: Annotated[
-            str, typer.Option("--alg", help="ES384 (P-384), RS256 or RS512.", case_sensitive=False)
+            str,
+            typer.Option(
+                "--alg", metavar="ALG", help="ES384 (P-384), RS256 or RS512.", case_sensitive=False
+            ),
         ] = "ES384",
-        bits: Annotated[int, typer.Option("--bits", help="RSA key size (at least 2048).")] = 3072,
+        bits: Annotated[
+            int, typer.Option("--bits", metavar="BITS", help="RSA key size (at least 2048).")
+        ] = 3072,
         kid: Annotated[
             str | None,
             typer.Option(
-                "--kid", help="Key id (default: the RFC 7638 thumbprint).", show_default=False
+                "--kid",
+                metavar="KID",
+                help="Key id (default: the RFC 7638 thumbprint).",
+                show_default=False,
             ),
         ] = None,
         register_on: Annotated[
@@ -128,7 +137,9 @@ def register(root: typer.Typer) -> None:
     def secrets_delete(
         ctx: typer.Context,
         tenant: TenantFlags,
-        hint: Annotated[str, typer.Argument(help="The hint of the secret to delete.")],
+        hint: Annotated[
+            str, typer.Argument(metavar="HINT", help="The hint of the secret to delete.")
+        ],
         oauth_client: ClientOption = None,
     ) -> None:
         """Delete one of the OAuth client's secrets by its hint."""
@@ -150,6 +161,7 @@ def register(root: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--old-hint",
+                metavar="HINT",
                 help="The secret to replace (default: the only one, or the one in use).",
                 show_default=False,
             ),
@@ -158,6 +170,7 @@ def register(root: typer.Typer) -> None:
             Path | None,
             typer.Option(
                 "--out-secret",
+                metavar="FILE",
                 help="Write the new secret to this file (mode 0600).",
                 show_default=False,
             ),
@@ -242,7 +255,10 @@ def register(root: typer.Typer) -> None:
         user_id: Annotated[
             str | None,
             typer.Option(
-                "--user-id", help="Tokens of this user (default: the bot user).", show_default=False
+                "--user-id",
+                metavar="ID",
+                help="Tokens of this user (default: the bot user).",
+                show_default=False,
             ),
         ] = None,
         every_user: Annotated[

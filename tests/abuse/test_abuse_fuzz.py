@@ -13,7 +13,7 @@ import ipaddress
 import json
 import os
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,21 +44,6 @@ FUZZ = settings(
     # The autouse tmp dirs are per test, not per example: each example rewrites its own files.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture(autouse=True)
-def _forget_fuzzed_secrets() -> Iterator[None]:
-    # Parsers register the "secrets" they read for redaction, process-wide; hypothesis also draws
-    # the project's own literals ("contexts.toml", "QLIK_CLIENT_SECRET"), which, left registered,
-    # would be masked in the output of later tests in this worker.
-    from qlikm2m import redaction
-
-    with redaction._lock:
-        before = set(redaction._sensitive)
-    yield
-    with redaction._lock:
-        redaction._sensitive.clear()
-        redaction._sensitive.update(before)
 
 
 def attempt(function: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T | None, Any]:

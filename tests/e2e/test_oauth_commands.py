@@ -116,7 +116,7 @@ def test_secrets_and_tokens_are_listed_without_their_values(
     assert len(listed) == 1  # the token this command minted, of the bot user
     assert sandbox.client_id in listed[0]["description"]
     cached = _ok(run_qlikm2m("auth", "token", "--format", "json"))
-    assert cached["access_token"] not in tokens.stdout
+    assert cached["accessToken"] not in tokens.stdout
     assert sandbox.client_secret not in tokens.stdout + json.dumps(secrets)
 
 
