@@ -118,7 +118,9 @@ COMMAND_MODULES = (
     "spaces",
     "items",
     "apps",
+    "data_files",
     "reload",
+    "reloads",
     "doctor",
     "sandbox",
 )
@@ -155,6 +157,7 @@ def register_commands(args: list[str] | None = None) -> None:
     import os
 
     wanted = None if args is None or "_QLIKM2M_COMPLETE" in os.environ else _requested_command(args)
+    wanted = wanted.replace("-", "_") if wanted else wanted  # data-files lives in data_files
     names = (wanted,) if wanted in COMMAND_MODULES else COMMAND_MODULES
     done = _registered.setdefault(app, set())
     for name in COMMAND_MODULES:

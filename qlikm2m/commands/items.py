@@ -7,13 +7,14 @@ from typing import Annotated
 import typer
 
 from qlikm2m.commands.spaces import LimitOpt, NdjsonOpt
-from qlikm2m.commands.tenant_options import TenantFlags, print_listing, tenant_command
+from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 SpaceOpt = Annotated[
     str | None,
     typer.Option(
         "--space",
-        help="Only items in this space: a space id, or 'personal'.",
+        help="Only items in this space: a space name or id, or 'personal' (a name that matches "
+        "no space, or several, is exit 5).",
         show_default=False,
     ),
 ]
@@ -45,9 +46,18 @@ def register(root: typer.Typer) -> None:
         ndjson: NdjsonOpt = False,
     ) -> None:
         """List items: a table on a terminal, a JSON array (or NDJSON) for scripts."""
-        from qlikm2m.listing import items_listing
+        from qlikm2m.listing import check_limit, emit_listing, fetch, items_listing
+        from qlikm2m.names import space_filter
+        from qlikm2m.output import Output
 
-        listing = items_listing(resource_type=item_type, space=space, name=name)
-        print_listing(ctx, tenant, listing, limit=limit, ndjson=ndjson)
+        runtime = runtime_of(ctx)
+        check_limit(limit)
+        items_listing(resource_type=item_type)  # a bad --type costs no request
+        Output(runtime)  # nor does a bad --query
+        with tenant.client(runtime) as client:
+            listing = items_listing(
+                resource_type=item_type, space=space_filter(client, space), name=name
+            )
+            emit_listing(runtime, listing, fetch(client, listing, limit), ndjson=ndjson)
 
     root.add_typer(app, name="items")
