@@ -25,17 +25,17 @@ from qlikm2m.sandbox.api import (
     not_found,
     route,
 )
-from qlikm2m.sandbox.storage import Content, DataFile, DeliveredApp, new_app_id, new_space_id
+from qlikm2m.sandbox.storage import (
+    ASSIGNABLE_ROLES,
+    Content,
+    DataFile,
+    DeliveredApp,
+    new_app_id,
+    new_space_id,
+)
 from qlikm2m.sandbox.transfers import DEFAULT_TTL
 from qlikm2m.sandbox.wire import Response, error_response, iso, json_response
 
-ASSIGNABLE_ROLES = {
-    "shared": ["codeveloper", "consumer", "dataconsumer", "facilitator", "producer"],
-    "managed": ["consumer", "contributor", "dataconsumer", "facilitator", "publisher",
-                "basicconsumer"],
-    "data": ["consumer", "dataconsumer", "datapreview", "facilitator", "operator", "producer",
-             "publisher"],
-}  # fmt: skip
 # spaces.json SpaceCreate.name: no " * ? < > / | \ :
 _SPACE_NAME = re.compile(r'^[^"*?<>/|\\:]+$')
 _FILE_NAME = re.compile(r'^[^<>":\x00|?*]+$')

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qlikm2m.sandbox.config import ClientSpec, SandboxConfig
-from qlikm2m.sandbox.storage import Content, DeliveredApp, Stores
+from qlikm2m.sandbox.storage import ASSIGNABLE_ROLES, Content, DeliveredApp, Stores
 from qlikm2m.sandbox.wire import iso, iso_date, json_text
 
 # Fixed so that seeded ids are the same on every run: docs and scripts can name an app.
@@ -266,7 +266,7 @@ class TenantState:
             "meta": {
                 "actions": ["create", "read", "update", "delete"],
                 "roles": [],
-                "assignableRoles": ["consumer", "contributor", "producer"],
+                "assignableRoles": list(ASSIGNABLE_ROLES[kind]),
             },
         }
 

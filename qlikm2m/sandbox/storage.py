@@ -19,6 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 READ_SIZE = 1 << 20
+# spaces.json RoleType: the roles each space type can assign.
+ASSIGNABLE_ROLES = {
+    "shared": ["codeveloper", "consumer", "dataconsumer", "facilitator", "producer"],
+    "managed": ["consumer", "contributor", "dataconsumer", "facilitator", "publisher",
+                "basicconsumer"],
+    "data": ["consumer", "dataconsumer", "datapreview", "facilitator", "operator", "producer",
+             "publisher"],
+}  # fmt: skip
+
 _PATTERN = bytes(range(256)) * 4096  # 1 MiB of filler for generated contents
 
 
