@@ -88,7 +88,8 @@ class Uploaded:
     file: Path
     bytes: int
     sha256: str
-    resumes: int
+    resumes: int  # times the upload went on from the tenant's offset
+    bytes_sent: int  # body bytes put on the wire, re-sent ones included
 
 
 def upload_file(
@@ -100,7 +101,14 @@ def upload_file(
 ) -> Uploaded:
     """Upload a file over tus (temp-contents.json postTus/patchTus); see transfer.TusUpload."""
     result = TusUpload(client, chunk_size=chunk_size, progress=progress).upload(path)
-    return Uploaded(result.file_id, path, result.digest.bytes, result.digest.sha256, result.resumes)
+    return Uploaded(
+        result.file_id,
+        path,
+        result.digest.bytes,
+        result.digest.sha256,
+        result.resumes,
+        result.bytes_sent,
+    )
 
 
 def import_uploaded(
@@ -120,6 +128,8 @@ def import_uploaded(
         "bytes": uploaded.bytes,
         "sha256": uploaded.sha256,
         "fileId": uploaded.file_id,
+        "resumes": uploaded.resumes,
+        "bytesSent": uploaded.bytes_sent,
     }
 
 
@@ -134,7 +144,8 @@ def import_app(
 ) -> dict[str, Any]:
     """Upload ``path`` and import it into a space (personal when None) as ``name``.
 
-    Returns ``{appId, name, spaceId, originAppId, publishTime, file, bytes, sha256, fileId}``.
+    Returns ``{appId, name, spaceId, originAppId, publishTime, file, bytes, sha256, fileId,
+    resumes, bytesSent}``.
     """
     uploaded = upload_file(client, path, chunk_size=chunk_size, progress=progress)
     return import_uploaded(client, uploaded, space_id=space_id, name=name or _stem(path))

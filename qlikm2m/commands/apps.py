@@ -150,7 +150,8 @@ def register(root: typer.Typer) -> None:
     ) -> None:
         """Import a .qvf file as a new app: a resumable (tus) upload, then POST /apps/import.
 
-        Prints {appId, name, spaceId, originAppId, publishTime, file, bytes, sha256, fileId}.
+        Prints {appId, name, spaceId, originAppId, publishTime, file, bytes, sha256, fileId,
+        resumes, bytesSent}: bytesSent counts what went on the wire, re-sent bytes included.
         """
         from qlikm2m.delivery import import_app
         from qlikm2m.names import resolve_space

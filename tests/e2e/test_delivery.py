@@ -193,8 +193,11 @@ def test_import_resumes_after_a_reset_mid_upload(
     assert stored is not None
     assert stored.content.path is not None
     assert Path(stored.content.path).read_bytes() == qvf.read_bytes()
-    # 4 chunks, one of them cut: 5 PATCHes, going on from the kept offset (100 KiB).
+    # 4 chunks, one of them cut: 5 PATCHes, going on from the kept offset (100 KiB): what was
+    # re-sent is at most the rest of the cut chunk.
     assert sandbox.count(PATCH) == 5
+    assert record["resumes"] == 1
+    assert qvf.stat().st_size < record["bytesSent"] <= qvf.stat().st_size + CHUNK
     assert sandbox.count("HEAD /api/v1/temp-contents/files/{id}") >= 1
 
 
