@@ -17,7 +17,9 @@ import base64
 import contextlib
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -67,6 +69,30 @@ class UploadResult:
     resumes: int
 
 
+class _BackgroundHash:
+    """sha256 computed on a thread of its own, fed in order: hashlib releases the GIL on large
+    pieces, so hashing overlaps the socket and the disk instead of adding to them. At most
+    ``depth`` pieces wait, so memory stays bounded."""
+
+    def __init__(self, depth: int = 8) -> None:
+        self._digest = hashlib.sha256()
+        self._pieces: queue.Queue[bytes | memoryview | None] = queue.Queue(depth)
+        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (piece := self._pieces.get()) is not None:
+            self._digest.update(piece)
+
+    def update(self, piece: bytes | memoryview) -> None:
+        self._pieces.put(piece)
+
+    def hexdigest(self) -> str:
+        self._pieces.put(None)
+        self._thread.join()
+        return self._digest.hexdigest()
+
+
 # -- downloads -----------------------------------------------------------------------------------
 
 
@@ -93,7 +119,7 @@ def download(client: QlikClient, url: str, target: Path, *, overwrite: bool = Fa
     except OSError as error:
         response.close()
         raise UsageError(f"Cannot write to {folder}: {error.strerror or error}.") from None
-    digest = hashlib.sha256()
+    digest = _BackgroundHash()
     size = 0
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -108,6 +134,7 @@ def download(client: QlikClient, url: str, target: Path, *, overwrite: bool = Fa
             )
         os.replace(temp_name, target)
     except BaseException:
+        digest.hexdigest()  # ends its thread
         with contextlib.suppress(OSError):
             os.unlink(temp_name)
         raise
@@ -323,7 +350,7 @@ class _OrderedHash:
     """sha256 of the file in order, fed from pieces that may be re-read after a resume."""
 
     def __init__(self) -> None:
-        self._digest = hashlib.sha256()
+        self._digest = _BackgroundHash()
         self.size = 0
 
     def update_at(self, position: int, piece: bytes) -> None:
