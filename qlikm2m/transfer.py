@@ -32,7 +32,10 @@ from qlikm2m.errors import ApiError, NetworkError, QlikM2MError, UsageError
 if TYPE_CHECKING:
     from qlikm2m.client import QlikClient
 
-PIECE = 1 << 20  # bytes moved between socket and disk at a time
+# Bytes moved between socket and disk at a time. Measured on the benchmark machine (1 GiB over
+# TLS on loopback): 256 KiB pieces with sha256 on its own thread beat 1 MiB (the pieces fall out
+# of the CPU caches between decrypting, hashing and writing) and 64 KiB (more Python per byte).
+PIECE = 256 << 10
 DEFAULT_CHUNK_SIZE = 16 << 20  # bytes per tus PATCH: what a dropped connection can cost again
 MIN_CHUNK_SIZE = 64 << 10
 TUS_VERSION = "1.0.0"
