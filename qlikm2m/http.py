@@ -883,3 +883,26 @@ def send_stream(
     response = Response(raw, method=method.upper())
     transport._trace_response(response, (time.monotonic() - started) * 1000)
     return response
+
+
+def read_body_into(response: Response, buffer: bytearray | memoryview) -> int:
+    """Read the next bytes of the body into ``buffer``; 0 at the end. For large downloads.
+
+    Straight from the HTTP parser into a buffer the caller reuses: no new bytes object per piece
+    (each one a fresh allocation the kernel must fault in) and no copy through urllib3's buffers.
+    That parser is http.client's, inside urllib3; when it is not there (another urllib3) or the
+    body is content-encoded (it would need decoding), urllib3's own ``readinto`` is used. Errors
+    become the project's (NetworkError for a body cut short).
+    """
+    from http.client import HTTPResponse
+
+    raw = response._raw.raw
+    parser = getattr(raw, "_fp", None)
+    encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+    try:
+        if isinstance(parser, HTTPResponse) and not encoded:
+            return parser.readinto(buffer)
+        return int(raw.readinto(buffer))
+    except Exception as error:
+        response._raw.close()
+        raise _body_error(error, response) from error

@@ -463,3 +463,19 @@ def test_reloads_cancel_and_wait_timeout(
 
     assert timed_out.returncode == 9
     assert canceled["status"] == "CANCELED"
+
+
+def test_export_cut_short_is_exit_6_and_leaves_no_file(
+    sandbox: Sandbox, run_qlikm2m: RunQlikm2m, tmp_path: Path
+) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "cut.qvf"
+    sandbox.force(stream_bytes=100_000, stall_after=40_000, stall=0,
+                  content_type="application/octet-stream", match="GET /api/v1/temp-contents/")  # fmt: skip
+
+    result = run_qlikm2m("apps", "export", sandbox.app_ids()[0], "--out", str(out))
+
+    assert result.returncode == 6, result.stderr
+    assert "stopped after 40000 of 100000 bytes" in result.stderr
+    assert list(folder.iterdir()) == []
