@@ -215,6 +215,7 @@ def run(args: argparse.Namespace) -> str:
         timed([*qlikm2m, "tenant", "me"], env)  # warms the token cache
         sizes = [(100 * MIB, args.runs_small), (args.size_mib * MIB, args.runs_large)]
         rows: list[str] = []
+        targets: list[str] = []
         peaks: dict[int, list[int]] = {}
         for size, runs in sizes:
             source = make_file(WORK / f"source-{size // MIB}MiB.bin", size)
@@ -251,11 +252,36 @@ def run(args: argparse.Namespace) -> str:
             mb = size / 1e6
             for label, ours, theirs in (("upload", "qu", "cu"), ("download", "qd", "cd")):
                 q, c = median(results[ours]), median(results[theirs])
+                if size == args.size_mib * MIB:
+                    ratio = c / q
+                    verdict = "met" if ratio >= 0.8 else "missed"
+                    targets.append(
+                        f"- {label} of {args.size_mib} MiB at ≥ 0.8x curl's speed: **{verdict}** "
+                        f"({ratio:.2f}x: {q:.2f} s against {c:.2f} s)"
+                    )
                 rows.append(
                     f"| {label} {size // MIB} MiB | {runs} | {q:.2f} s ({mb / q:.0f} MB/s) | "
                     f"{c:.2f} s ({mb / c:.0f} MB/s) | **{c / q:.2f}x** |"
                 )
+        peak_small, peak_large = (
+            max(peaks[100 * MIB]) / 1024,
+            max(peaks[args.size_mib * MIB]) / 1024,
+        )
+        targets.append(
+            f"- peak RSS does not grow with the file: **{'met' if peak_large <= peak_small * 1.25 else 'missed'}** "
+            f"({peak_small:.0f} MiB at 100 MiB, {peak_large:.0f} MiB at {args.size_mib} MiB)"
+        )
         lines += [
+            "### Targets",
+            "",
+            *targets,
+            "",
+            "Where a speed target is missed, the difference is mostly fixed cost and work curl does "
+            "not do: the qlikm2m command starts a Python interpreter and its HTTP stack (about "
+            "0.3-0.5 s on this machine under this load: see the 100 MiB rows, where it weighs most) "
+            "and computes the file's sha256 (printed in its record) on the way; curl only moves "
+            "bytes.",
+            "",
             "### Throughput: qlikm2m against curl (same endpoints, same run)",
             "",
             "| transfer | runs | qlikm2m (median) | curl (median) | qlikm2m speed as a share of curl's |",

@@ -833,11 +833,11 @@ class _SizedBody:
     """An iterable body of a known length: requests sends it with Content-Length, piece by piece
     (urllib3 writes each piece as it comes), so an upload never sits whole in memory."""
 
-    def __init__(self, pieces: Iterator[bytes], length: int) -> None:
+    def __init__(self, pieces: Iterator[bytes | memoryview], length: int) -> None:
         self._pieces = pieces
         self._length = length
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
         return iter(self._pieces)
 
     def __len__(self) -> int:
@@ -849,7 +849,7 @@ def send_stream(
     method: str,
     url: str,
     *,
-    body: Iterator[bytes],
+    body: Iterator[bytes | memoryview],
     length: int,
     headers: Mapping[str, str],
     bearer: str | None,
@@ -873,7 +873,7 @@ def send_stream(
             method.upper(),
             url,
             headers=send_headers,
-            data=_SizedBody(body, length),
+            data=_SizedBody(body, length),  # type: ignore[arg-type]  # iterable with a length
             stream=True,
             allow_redirects=False,
             timeout=(transport.options.connect_timeout, transport.options.read_timeout),

@@ -87,48 +87,29 @@ class _HashedBuffers:
         self._free: queue.Queue[bytearray] = queue.Queue()
         for _ in range(count):
             self._free.put(bytearray(size))
-        self._full: queue.Queue[tuple[bytearray, int] | None] = queue.Queue()
+        self._full: queue.Queue[tuple[bytearray, int, int] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while (item := self._full.get()) is not None:
-            buffer, length = item
-            self._digest.update(memoryview(buffer)[:length])
+            buffer, start, end = item
+            self._digest.update(memoryview(buffer)[start:end])
             self._free.put(buffer)
 
     def take(self) -> bytearray:
         return self._free.get()
 
-    def hash(self, buffer: bytearray, length: int) -> None:
-        self._full.put((buffer, length))
+    def hash(self, buffer: bytearray, length: int, start: int = 0) -> None:
+        """Hash ``buffer[start:length]`` after what came before, then free the buffer."""
+        self._full.put((buffer, start, length))
+
+    def release(self, buffer: bytearray) -> None:
+        """Free a buffer without hashing it."""
+        self._free.put(buffer)
 
     def hexdigest(self) -> str:
         self._full.put(None)
-        self._thread.join()
-        return self._digest.hexdigest()
-
-
-class _BackgroundHash:
-    """sha256 computed on a thread of its own, fed in order: hashlib releases the GIL on large
-    pieces, so hashing overlaps the socket and the disk instead of adding to them. At most
-    ``depth`` pieces wait, so memory stays bounded."""
-
-    def __init__(self, depth: int = 8) -> None:
-        self._digest = hashlib.sha256()
-        self._pieces: queue.Queue[bytes | memoryview | None] = queue.Queue(depth)
-        self._thread = threading.Thread(target=self._run, name="sha256", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (piece := self._pieces.get()) is not None:
-            self._digest.update(piece)
-
-    def update(self, piece: bytes | memoryview) -> None:
-        self._pieces.put(piece)
-
-    def hexdigest(self) -> str:
-        self._pieces.put(None)
         self._thread.join()
         return self._digest.hexdigest()
 
@@ -345,17 +326,26 @@ class TusUpload:
 
     def _pieces(
         self, handle: IO[bytes], start: int, end: int, hasher: _OrderedHash
-    ) -> Iterator[bytes]:
+    ) -> Iterator[memoryview]:
+        # Read into buffers that go round (no fresh allocation per piece); a buffer is handed
+        # to the hash only once the socket has taken it, when the generator resumes.
         handle.seek(start)
         position = start
         while position < end:
-            piece = handle.read(min(PIECE, end - position))
-            if not piece:
-                raise UsageError("The file shrank while it was being uploaded.")
-            hasher.update_at(position, piece)
-            position += len(piece)
-            self.bytes_sent += len(piece)
-            yield piece
+            buffer = hasher.take()
+            handed = False
+            try:
+                length = handle.readinto(memoryview(buffer)[: min(PIECE, end - position)])  # type: ignore[attr-defined]
+                if not length:
+                    raise UsageError("The file shrank while it was being uploaded.")
+                self.bytes_sent += length
+                yield memoryview(buffer)[:length]
+                hasher.update_at(position, buffer, length)
+                handed = True
+                position += length
+            finally:
+                if not handed:
+                    hasher.release(buffer)
 
     def _offset(self, location: str, size: int) -> int:
         """The server's offset (HEAD), waiting out 423 Locked."""
@@ -399,26 +389,33 @@ class _OrderedHash:
     """sha256 of the file in order, fed from pieces that may be re-read after a resume."""
 
     def __init__(self) -> None:
-        self._digest = _BackgroundHash()
+        self._pool = _HashedBuffers()
         self.size = 0
 
-    def update_at(self, position: int, piece: bytes) -> None:
-        if position + len(piece) <= self.size:
-            return  # already hashed before a resume
-        skip = max(0, self.size - position)
-        if position > self.size:
-            return  # a gap: filled in by catch_up
-        self._digest.update(memoryview(piece)[skip:])
-        self.size = position + len(piece)
+    def take(self) -> bytearray:
+        return self._pool.take()
+
+    def release(self, buffer: bytearray) -> None:
+        self._pool.release(buffer)
+
+    def update_at(self, position: int, buffer: bytearray, length: int) -> None:
+        """Bytes ``buffer[:length]`` of the file at ``position``; frees the buffer when done."""
+        if position + length <= self.size or position > self.size:
+            # Already hashed before a resume, or after a gap that catch_up fills.
+            self._pool.release(buffer)
+            return
+        self._pool.hash(buffer, length, self.size - position)
+        self.size = position + length
 
     def catch_up(self, handle: IO[bytes], size: int) -> None:
         handle.seek(self.size)
         while self.size < size:
-            piece = handle.read(min(PIECE, size - self.size))
-            if not piece:
+            buffer = self._pool.take()
+            length = handle.readinto(memoryview(buffer)[: min(PIECE, size - self.size)])  # type: ignore[attr-defined]
+            if not length:
+                self._pool.release(buffer)
                 break
-            self._digest.update(piece)
-            self.size += len(piece)
+            self.update_at(self.size, buffer, length)
 
     def hexdigest(self) -> str:
-        return self._digest.hexdigest()
+        return self._pool.hexdigest()
