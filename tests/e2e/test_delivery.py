@@ -8,9 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 from fixtures_sandbox import MakeSandbox, RunQlikm2m, sandbox_env
 
@@ -479,3 +481,20 @@ def test_export_cut_short_is_exit_6_and_leaves_no_file(
     assert result.returncode == 6, result.stderr
     assert "stopped after 40000 of 100000 bytes" in result.stderr
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(("answer", "code"), [("y", 0), ("n", 130)])
+def test_remove_at_a_terminal_asks_first(
+    sandbox: Sandbox, cli_env: dict[str, str], answer: str, code: int
+) -> None:
+    app_id = sandbox.app_ids()[0]
+    env = {k: v for k, v in cli_env.items() if k != "CI"}
+    child = pexpect.spawn(sys.executable, ["-m", "qlikm2m", "apps", "rm", app_id], env=env,
+                          encoding="utf-8", timeout=30)  # fmt: skip
+    child.expect(r"Remove app .* \[y/N\]")
+    child.sendline(answer)
+    child.expect(pexpect.EOF)
+    child.close()
+
+    assert child.exitstatus == code
+    assert (app_id in sandbox.app_ids()) is (answer == "n")
