@@ -2,6 +2,7 @@
 # The benchmarks in one command: qlikm2m against Qlik's own clients, over HTTPS on loopback.
 #   benchmarks/run.sh            full run, writes benchmarks/RESULTS.md (about 10 minutes)
 #   benchmarks/run.sh --quick    a few runs of each, writes benchmarks/.work/RESULTS-quick.md
+#   benchmarks/run.sh transfers  uploads/downloads against curl, into RESULTS.md (a few minutes)
 # Other options: benchmarks/run.sh --help. Everything it installs goes under benchmarks/.work/:
 # Qlik's Python SDK and @qlik/api are what we measure against, never dependencies of the project.
 set -euo pipefail
@@ -15,6 +16,13 @@ done
 # scripts do; QLIKM2M_VENV points elsewhere.
 source "$HERE/../scripts/_venv.sh"
 ensure_venv test
+
+# The transfer benchmarks (app delivery) need only the project, curl and GNU time:
+#   benchmarks/run.sh transfers [--size-mib 1024] [--runs-small 2] [--runs-large 1]
+if [ "${1:-}" = "transfers" ]; then
+    shift
+    exec "$VENV/bin/python" "$HERE/transfers.py" --venv "$VENV" "$@"
+fi
 
 WORK="$HERE/.work"
 mkdir -p "$WORK"

@@ -91,14 +91,16 @@ def root(
 COMMAND_MODULES = (
     "context",
     "auth",
+    "oauth",
     "user",
     "tenant",
     "api",
     "spaces",
     "items",
     "apps",
+    "data_files",
     "reload",
-    "oauth",
+    "reloads",
     "doctor",
     "exec",
     "each",
@@ -149,6 +151,7 @@ def register_commands(args: list[str] | None = None) -> None:
         completion_init()
     wanted = None if args is None or completing else _requested_command(args)
     wanted = ALIASES.get(wanted, wanted) if wanted else None
+    wanted = wanted.replace("-", "_") if wanted else wanted  # data-files lives in data_files
     # `help apps ls` shows another command's help: it needs the whole tree.
     names = (wanted,) if wanted in COMMAND_MODULES and wanted != "help" else COMMAND_MODULES
     done = _registered.setdefault(app, set())

@@ -11,7 +11,7 @@ import enum
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from urllib.parse import quote
@@ -577,15 +577,30 @@ def summary_lines(report: RunReport) -> list[str]:
 
 
 class ClientReloadApi:
-    """The reloads API of a tenant, through the one HTTP client (retries, 429s, token re-mint)."""
+    """The reloads API of a tenant, through the one HTTP client (retries, 429s, token re-mint).
 
-    def __init__(self, client: QlikClient) -> None:
+    ``variables`` and ``weight`` go with every reload started (reloads.json ReloadRequest).
+    """
+
+    def __init__(
+        self,
+        client: QlikClient,
+        *,
+        variables: Mapping[str, str] | None = None,
+        weight: int | None = None,
+    ) -> None:
         self._client = client
+        self._variables = dict(variables or {})
+        self._weight = weight
 
     def start(self, app_id: str, *, partial: bool) -> Mapping[str, Any]:
         body: dict[str, Any] = {"appId": app_id}
         if partial:
             body["partial"] = True
+        if self._variables:
+            body["variables"] = self._variables
+        if self._weight is not None:
+            body["weight"] = self._weight
         record = self._client.request("POST", "/api/v1/reloads", json=body).json()
         return _record(record, "POST /api/v1/reloads")
 
@@ -616,3 +631,111 @@ def _record(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, dict) or not value.get("id"):
         raise ApiError(f"{what} did not answer with a reload record.")
     return value
+
+
+# -- reload-time variables and existing reloads ---------------------------------------------------
+
+MAX_VARIABLES = 20  # reloads.json ReloadRequest.variables: maxProperties 20
+MAX_VARIABLE_LENGTH = 256  # ... each name and value at most 256 characters
+
+
+def parse_variables(pairs: Sequence[str]) -> dict[str, str]:
+    """``NAME=VALUE`` words (``--var``, repeatable) as the reloads API's ``variables`` object.
+
+    Raises UsageError for a word without ``=``, an empty name, a name given twice, more than 20
+    variables or a name or value over 256 characters (the limits of reloads.json).
+    """
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE.")
+        if name in variables:
+            raise UsageError(f"--var {name} is given twice.")
+        if len(name) > MAX_VARIABLE_LENGTH or len(value) > MAX_VARIABLE_LENGTH:
+            raise UsageError(f"--var {name}: names and values are at most 256 characters.")
+        variables[name] = value
+    if len(variables) > MAX_VARIABLES:
+        raise UsageError(f"At most {MAX_VARIABLES} --var are allowed; got {len(variables)}.")
+    return variables
+
+
+def check_weight(weight: int | None) -> int | None:
+    """reloads.json Weight: 1 to 10; UsageError otherwise."""
+    if weight is not None and not 1 <= weight <= 10:
+        raise UsageError(f"--weight {weight}: use 1 to 10 (higher runs sooner).")
+    return weight
+
+
+class _ExistingReload:
+    """A ReloadApi whose start() returns a reload already running: `wait` reuses run_reloads."""
+
+    def __init__(self, api: ReloadApi, record: Mapping[str, Any]) -> None:
+        self._api = api
+        self._record = record
+
+    def start(self, app_id: str, *, partial: bool) -> Mapping[str, Any]:
+        return self._record
+
+    def get(self, reload_id: str) -> Mapping[str, Any]:
+        return self._api.get(reload_id)
+
+    def log_tail(self, app_id: str, reload_id: str, lines: int) -> Sequence[str]:
+        return self._api.log_tail(app_id, reload_id, lines)
+
+
+def wait_for_reload(
+    api: ReloadApi,
+    reload_id: str,
+    wait: WaitOptions,
+    *,
+    reporter: Reporter | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunReport:
+    """Follow an existing reload (started by another job, say) to its end or ``wait.timeout``.
+
+    The timeout counts from now. The report is the one ``run_reloads`` gives: exit code 0, 8
+    (FAILED/CANCELED/EXCEEDED_LIMIT, with the log tail) or 9 (timeout).
+    """
+    record = api.get(reload_id)
+    app_id = str(record.get("appId") or "")
+    if not app_id:
+        raise ApiError(f"Reload {reload_id} names no appId.")
+    return run_reloads(
+        _ExistingReload(api, record), [app_id], wait=wait, reporter=reporter, clock=clock,
+        sleep=sleep,
+    )  # fmt: skip
+
+
+def cancel_reload(client: QlikClient, reload_id: str) -> Mapping[str, Any]:
+    """Cancel a queued or running reload (reloads.json POST /reloads/{id}/actions/cancel).
+
+    Returns the reload record after the cancel. A finished reload is a 409 from the tenant,
+    raised as ApiError (exit 5) naming its final status.
+    """
+    path = f"/api/v1/reloads/{quote(reload_id, safe='')}"
+    response = client.request("POST", f"{path}/actions/cancel", check=False)
+    if response.status == 409:
+        response.read_prefix()
+        status = ClientReloadApi(client).get(reload_id).get("status")
+        raise ApiError(
+            f"Reload {reload_id} cannot be canceled: it already ended {status}.",
+            details={"status": 409, "reloadStatus": status},
+        )
+    if response.status >= 400:
+        from qlikm2m.http import error_for
+
+        raise error_for(response)
+    response.read_prefix()
+    return ClientReloadApi(client).get(reload_id)
+
+
+def reload_log(client: QlikClient, reload_id: str) -> Iterator[bytes]:
+    """The whole script log of a reload, streamed (apps.json GET /apps/{appId}/reloads/logs/{id});
+    the app id comes from the reload record."""
+    record = ClientReloadApi(client).get(reload_id)
+    app_id = str(record.get("appId") or "")
+    path = f"/api/v1/apps/{quote(app_id, safe='')}/reloads/logs/{quote(reload_id, safe='')}"
+    return client.request("GET", path).iter_bytes()

@@ -172,6 +172,13 @@ def test_a_named_command_builds_only_its_own_group(monkeypatch: pytest.MonkeyPat
     assert fresh.registered_commands == []
 
 
+def test_a_hyphenated_command_builds_only_its_own_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = typer.Typer()
+    monkeypatch.setattr(cli, "app", fresh)
+    cli.register_commands(["data-files", "ls"])
+    assert [_group_name(group) for group in fresh.registered_groups] == ["data-files"]
+
+
 @pytest.mark.parametrize(
     "args", [None, [], ["--help"], ["-h", "user"], ["usr", "me"], ["-o", "user"]]
 )
@@ -184,7 +191,8 @@ def test_root_help_and_unknown_names_get_the_whole_tree(
     names = {_group_name(g) for g in fresh.registered_groups} | {
         c.name for c in fresh.registered_commands
     }
-    assert names == set(cli.COMMAND_MODULES)
+    # A command with a hyphen (data-files) lives in a module with an underscore.
+    assert {name.replace("-", "_") for name in names} == set(cli.COMMAND_MODULES)
 
 
 _ADDRESS_REUSE_SCRIPT = """

@@ -14,7 +14,8 @@ SpaceOpt = Annotated[
     typer.Option(
         "--space",
         metavar="SPACE",
-        help="Only items in this space: a space id, or 'personal'.",
+        help="Only items in this space: a space name or id, or 'personal' (a name that matches "
+        "no space, or several, is exit 5).",
         show_default=False,
     ),
 ]
@@ -48,10 +49,19 @@ def register(root: typer.Typer) -> None:
     ) -> None:
         """List items: a table on a terminal, a JSON array (or NDJSON) for scripts."""
         from qlikm2m.listing import items_listing
+        from qlikm2m.names import space_filter
 
         # The items API takes several types as one comma-separated resourceType (items.json).
         types = ",".join(item_type) if item_type else None
-        listing = items_listing(resource_type=types, space=space, name=name)
-        print_listing(ctx, tenant, listing, limit=limit, ndjson=ndjson)
+        items_listing(resource_type=types)  # a bad --type costs no request
+        print_listing(
+            ctx,
+            tenant,
+            lambda client: items_listing(
+                resource_type=types, space=space_filter(client, space), name=name
+            ),
+            limit=limit,
+            ndjson=ndjson,
+        )
 
     root.add_typer(app, name="items")

@@ -77,6 +77,23 @@ def register(root: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
+        variables: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--var",
+                metavar="NAME=VALUE",
+                help="A reload-time variable for the load script (repeatable, at most 20).",
+                show_default=False,
+            ),
+        ] = None,
+        weight: Annotated[
+            int | None,
+            typer.Option(
+                "--weight",
+                help="1-10: a higher weight is scheduled sooner among the tenant's reloads.",
+                show_default=False,
+            ),
+        ] = None,
     ) -> None:
         """Reload apps (POST /api/v1/reloads); print the reload record(s) as JSON.
 
@@ -84,17 +101,19 @@ def register(root: typer.Typer) -> None:
         and print the final records and a summary.
         """
         from qlikm2m.output import Output
-        from qlikm2m.reloads import ClientReloadApi, run_reloads
+        from qlikm2m.reloads import ClientReloadApi, check_weight, parse_variables, run_reloads
 
         runtime = runtime_of(ctx)
         apps = _checked_app_ids(app_ids)
+        parsed = parse_variables(variables or [])
+        check_weight(weight)
         options = _wait_options(wait, timeout, poll_interval, max_parallel)
         output = Output(runtime)  # checks --query before anything is started
         reporter = _reporter(runtime) if options is not None else None
         with tenant.client(runtime) as client:
             try:
                 report = run_reloads(
-                    ClientReloadApi(client),
+                    ClientReloadApi(client, variables=parsed, weight=weight),
                     apps,
                     partial=partial,
                     wait=options,

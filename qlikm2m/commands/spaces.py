@@ -1,4 +1,4 @@
-"""`qlikm2m spaces ls`: every space of the tenant, all pages, streamed."""
+"""`qlikm2m spaces`: list spaces (all pages, streamed), create them, assign users and groups."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.tenant_options import TenantFlags, print_listing, tenant_command
+from qlikm2m.commands.tenant_options import (
+    TenantFlags,
+    print_listing,
+    runtime_of,
+    tenant_command,
+)
 
 
 class SpaceType(StrEnum):
@@ -54,5 +59,88 @@ def register(root: typer.Typer) -> None:
         types = ",".join(one.value for one in space_type) if space_type else None
         listing = spaces_listing(space_type=types, name=name)
         print_listing(ctx, tenant, listing, limit=limit, ndjson=ndjson)
+
+    @app.command("create")
+    @tenant_command
+    def create(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        name: Annotated[str, typer.Argument(metavar="NAME", help="The space's name (unique).")],
+        space_type: Annotated[
+            SpaceType, typer.Option("--type", help="shared, managed or data.", show_default=False)
+        ],
+        description: Annotated[
+            str | None, typer.Option("--description", help="A description.", show_default=False)
+        ] = None,
+        ensure: Annotated[
+            bool,
+            typer.Option(
+                "--ensure", help="A space of that name and type already there is success."
+            ),
+        ] = False,
+    ) -> None:
+        """Create a space (POST /api/v1/spaces).
+
+        Prints {action: created|existing, space}. Without --ensure an existing name is exit 5.
+        """
+        from qlikm2m.delivery import create_space
+        from qlikm2m.output import Output
+
+        runtime = runtime_of(ctx)
+        output = Output(runtime)
+        with tenant.client(runtime) as client:
+            record = create_space(
+                client, name, space_type.value, description=description, ensure=ensure
+            )
+            output.emit(record)
+
+    @app.command("assign")
+    @tenant_command
+    def assign(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        space: Annotated[str, typer.Argument(metavar="SPACE", help="The space (name or id).")],
+        user: Annotated[
+            str | None, typer.Option("--user", help="A user id to assign.", show_default=False)
+        ] = None,
+        group: Annotated[
+            str | None, typer.Option("--group", help="A group id to assign.", show_default=False)
+        ] = None,
+        roles: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--role",
+                help="A role (repeatable): consumer, contributor, producer, publisher, ... as "
+                "the space type allows.",
+                show_default=False,
+            ),
+        ] = None,
+        ensure: Annotated[
+            bool, typer.Option("--ensure", help="Already assigned is success.")
+        ] = False,
+    ) -> None:
+        """Assign a user or a group to a space with roles (POST /spaces/{id}/assignments).
+
+        Prints {action: created|existing, assignment}. Without --ensure, already assigned is
+        exit 5.
+        """
+        from qlikm2m.delivery import assign as run_assign
+        from qlikm2m.errors import UsageError
+        from qlikm2m.names import resolve_space
+        from qlikm2m.output import Output
+
+        if (user is None) == (group is None):
+            raise UsageError("Give either --user ID or --group ID.")
+        if not roles:
+            raise UsageError("Give at least one --role.")
+        runtime = runtime_of(ctx)
+        output = Output(runtime)
+        with tenant.client(runtime) as client:
+            space_id = str(resolve_space(client, space)["id"])
+            kind, assignee = ("user", user) if user is not None else ("group", group)
+            assert assignee is not None
+            output.emit(
+                run_assign(client, space_id, kind, assignee.strip(), list(roles), ensure=ensure)
+            )
 
     root.add_typer(app, name="spaces")

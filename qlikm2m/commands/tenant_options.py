@@ -447,18 +447,29 @@ def print_resource(ctx: typer.Context, tenant: TenantFlags, path: str) -> None:
 
 
 def print_listing(
-    ctx: typer.Context, tenant: TenantFlags, listing: Listing, *, limit: int | None, ndjson: bool
+    ctx: typer.Context,
+    tenant: TenantFlags,
+    listing: Listing | Callable[[QlikClient], Listing],
+    *,
+    limit: int | None,
+    ndjson: bool,
 ) -> None:
-    """Every page of ``listing`` (or the first ``limit`` items), streamed to the output."""
+    """Every page of ``listing`` (or the first ``limit`` items), streamed to the output.
+
+    ``listing`` may be built with the client (a space given by name is looked up first).
+    """
     from qlikm2m.listing import check_limit, emit_listing, fetch
+    from qlikm2m.output import Output
 
     runtime = runtime_of(ctx)
     check_limit(limit)
+    Output(runtime)  # a bad --query costs no request
     with tenant.client(runtime) as client:
-        records = fetch(client, listing, limit)
-        if listing.noun == "apps":
+        chosen = listing(client) if callable(listing) else listing
+        records = fetch(client, chosen, limit)
+        if chosen.noun == "apps":
             from qlikm2m.completion_cache import remember_apps
 
             # What completion offers after `reload <TAB>` (docs/completion.md).
             records.source = remember_apps(runtime.env, records.source)
-        emit_listing(runtime, listing, records, ndjson=ndjson)
+        emit_listing(runtime, chosen, records, ndjson=ndjson)

@@ -44,6 +44,8 @@ class Request:
     headers: Mapping[str, str]
     body: bytes
     base_url: str  # scheme://host[:port] as the client addressed us
+    # For routes declared with stream=True: the body, read as the handler goes (uploads).
+    stream: BodyStream | None = None
 
     def param(self, name: str) -> str | None:
         for key, value in self.query_pairs:
@@ -54,6 +56,42 @@ class Request:
     @property
     def self_url(self) -> str:
         return f"{self.base_url}{self.path}" + (f"?{self.raw_query}" if self.raw_query else "")
+
+
+class BodyStream:
+    """A request body of a known length read in pieces, so a 1 GiB upload never sits in memory.
+
+    `cut_after` ends the body early (a forced connection reset mid-upload): `dropped` then says
+    the connection is to be reset without an answer, after the handler kept what arrived.
+    """
+
+    def __init__(self, raw: Any, length: int, cut_after: int | None = None) -> None:
+        self._raw = raw
+        self.length = length
+        self.remaining = length
+        self._cut = None if cut_after is None else min(cut_after, length)
+        self.dropped = False
+
+    def read(self, size: int) -> bytes:
+        allowed = self.remaining
+        if self._cut is not None:
+            allowed = min(allowed, self._cut - (self.length - self.remaining))
+            if allowed <= 0:
+                self.dropped = True
+                return b""
+        if allowed <= 0:
+            return b""
+        data: bytes = self._raw.read(min(size, allowed))
+        if not data:
+            self.dropped = True  # the client hung up mid-body
+            self.remaining = 0
+            return b""
+        self.remaining -= len(data)
+        return data
+
+    def drain(self) -> None:
+        while not self.dropped and self.remaining > 0 and self.read(1 << 20):
+            pass
 
 
 @dataclass(frozen=True)
@@ -74,6 +112,7 @@ class Route:
     service: Service
     tier: int
     needs_auth: bool
+    streams_body: bool = False
 
     @property
     def key(self) -> str:
@@ -91,14 +130,22 @@ _ROUTES: list[Route] = []
 
 
 def route(
-    method: str, template: str, service: Service, *, tier: int | None = None, auth: bool = True
+    method: str,
+    template: str,
+    service: Service,
+    *,
+    tier: int | None = None,
+    auth: bool = True,
+    stream: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         pattern = re.compile(
             "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template)) + "$"
         )
         chosen_tier = tier if tier is not None else (1 if method == "GET" else 2)
-        _ROUTES.append(Route(method, template, pattern, handler, service, chosen_tier, auth))
+        _ROUTES.append(
+            Route(method, template, pattern, handler, service, chosen_tier, auth, stream)
+        )
         return handler
 
     return register
@@ -607,14 +654,37 @@ def post_reload(
     partial = body.get("partial", False)
     if not isinstance(partial, bool):
         raise BadRequest("partial must be a boolean.", "partial")
+    weight = body.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 1 <= weight <= 10:
+        raise BadRequest("weight must be an integer from 1 to 10.", "weight")
+    variables = _reload_variables(body.get("variables"))
     if api.state.app_index(app_id) is None:
         # The reloads service answers 403 when the app does not exist or is not accessible.
         return error_response(
             "reloads", 403, "RELOADS-005", "Forbidden", "App not found or not accessible."
         )
-    reload = api.state.create_reload(app_id, principal.user_id, partial)
+    reload = api.state.create_reload(
+        app_id, principal.user_id, partial, weight=weight, variables=variables
+    )
     view = api.state.reload_view(reload, request.base_url, with_log=False)
     return json_response(201, view, [("Location", f"/api/v1/reloads/{reload.id}")])
+
+
+def _reload_variables(value: object) -> dict[str, str] | None:
+    # reloads.json ReloadRequest.variables: at most 20, names and values up to 256 characters.
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadRequest("variables must be an object of names to string values.", "variables")
+    if len(value) > 20:
+        raise BadRequest("At most 20 variables are allowed.", "variables")
+    for name, text in value.items():
+        if not isinstance(text, str) or not name or len(name) > 256 or len(text) > 256:
+            raise BadRequest(
+                f"Variable {name!r}: names and values are strings of 1 to 256 characters.",
+                "variables",
+            )
+    return dict(value)
 
 
 @route("GET", "/api/v1/reloads/{reloadId}", "reloads")

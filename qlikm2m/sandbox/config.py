@@ -65,6 +65,12 @@ class SandboxConfig:
     rate_limit_window: float = 60.0
     control_api: bool = True
     max_body_bytes: int = 1 << 20
+    # What `POST /apps/{id}/export` of a seeded app produces (a generated pattern, never stored).
+    export_bytes: int = 256 * 1024
+    # The largest tus upload accepted (413 beyond) and how long an upload answers 423 Locked
+    # after its connection dropped (Qlik documents the 423, not its length: *sandbox choice*).
+    max_upload_bytes: int = 8 << 30
+    upload_lock_seconds: float = 0.5
     # Wall clock in seconds since the epoch; tests inject a fake one to move time without sleeping.
     clock: Callable[[], float] = time.time
 
@@ -84,6 +90,8 @@ class SandboxConfig:
         for limit in (self.rate_limit_tier1, self.rate_limit_tier2):
             if limit is not None and limit < 1:
                 raise SandboxConfigError("rate limits must be at least 1 request per window")
+        if self.export_bytes < 0 or self.max_upload_bytes < 0 or self.upload_lock_seconds < 0:
+            raise SandboxConfigError("export size, upload limit and upload lock must be 0 or more")
         if self.rate_limit_window <= 0:
             raise SandboxConfigError("the rate-limit window must be longer than 0 seconds")
         if not self.client_id or not self.client_secret:

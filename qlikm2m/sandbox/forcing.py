@@ -20,7 +20,9 @@ class ForcedResponse:
     A body may be bytes, text, or a JSON value; `stream_bytes` generates a body of that many bytes
     without holding it in memory; `stall_after` sends that many body bytes and then stalls for
     `stall` seconds (None: until the sandbox stops) before closing the connection; `drop` closes
-    the connection without any answer; `delay` waits before answering.
+    the connection without any answer; `delay` waits before answering. `reset_after` lets an
+    upload (a tus PATCH) deliver that many body bytes to the tenant, which keeps them, and then
+    resets the connection without an answer: a connection dropped mid-upload.
     """
 
     status: int = 200
@@ -32,6 +34,7 @@ class ForcedResponse:
     stall_after: int | None = None
     stall: float | None = None
     drop: bool = False
+    reset_after: int | None = None
     chunked: bool = False
     match: str | None = None
     times: int | None = 1
@@ -49,6 +52,8 @@ class ForcedResponse:
             self.method, self.prefix = "*", "/"
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or None for until cleared)")
+        if self.reset_after is not None and self.reset_after < 0:
+            raise ValueError("reset_after must be 0 or more")
         if self.stream_bytes is not None and self.stream_bytes < 0:
             raise ValueError("stream_bytes must be 0 or more")
 
@@ -110,7 +115,7 @@ def forced_from_json(spec: Mapping[str, Any]) -> ForcedResponse:
         fields["body"] = base64.b64decode(fields.pop("body_base64"))
     allowed = {
         "status", "headers", "body", "content_type", "location", "delay", "stream_bytes",
-        "stall_after", "stall", "drop", "chunked", "match", "times",
+        "stall_after", "stall", "drop", "reset_after", "chunked", "match", "times",
     }  # fmt: skip
     unknown = sorted(set(fields) - allowed)
     if unknown:

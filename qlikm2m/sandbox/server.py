@@ -10,6 +10,7 @@ import json
 import socket
 import socketserver
 import ssl
+import struct
 import sys
 import threading
 from dataclasses import replace
@@ -18,8 +19,17 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from qlikm2m.sandbox import delivery as _delivery  # noqa: F401 - registers its routes
 from qlikm2m.sandbox import oauth_clients as _oauth_clients  # noqa: F401 - registers its routes
-from qlikm2m.sandbox.api import Api, Request, method_not_allowed, unknown_route
+from qlikm2m.sandbox import transfers as _transfers  # noqa: F401 - registers its routes
+from qlikm2m.sandbox.api import (
+    Api,
+    BodyStream,
+    Request,
+    Route,
+    method_not_allowed,
+    unknown_route,
+)
 from qlikm2m.sandbox.config import SandboxConfig
 from qlikm2m.sandbox.forcing import ForcedQueue, ForcedResponse, forced_from_json, forced_response
 from qlikm2m.sandbox.state import TenantState
@@ -80,6 +90,7 @@ class Sandbox:
         self.stopping.set()
         server.shutdown()
         server.server_close()
+        self.state.close()
         with self._connections_lock:
             open_connections = list(self._connections)
         for connection in open_connections:
@@ -326,22 +337,33 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.sandbox.access_log:
             sys.stderr.write(f"sandbox: {self.address_string()} {format % args}\n")
 
-    def _dispatch(self) -> None:
-        sandbox = self.server.sandbox
-        body = self._read_body()
-        if body is None:
-            return
-        path, _, raw_query = self.path.partition("?")
+    def _request(
+        self, path: str, raw_query: str, body: bytes, stream: BodyStream | None = None
+    ) -> Request:
         host = self.headers.get("Host") or f"{self.server.server_name}:{self.server.server_port}"
-        request = Request(
+        return Request(
             method=self.command,
             path=path,
             query_pairs=tuple(parse_qsl(raw_query, keep_blank_values=True)),
             raw_query=raw_query,
             headers=self.headers,  # type: ignore[arg-type]
             body=body,
-            base_url=f"{sandbox.scheme}://{host}",
+            base_url=f"{self.server.sandbox.scheme}://{host}",
+            stream=stream,
         )
+
+    def _dispatch(self) -> None:
+        sandbox = self.server.sandbox
+        path, _, raw_query = self.path.partition("?")
+        if not path.startswith(CONTROL_PREFIX):
+            matched, params, _ = sandbox.api.match(self.command, path)
+            if matched is not None and matched.streams_body:
+                self._dispatch_streaming(matched, params, path, raw_query)
+                return
+        body = self._read_body()
+        if body is None:
+            return
+        request = self._request(path, raw_query, body)
         if path.startswith(CONTROL_PREFIX):
             self._send(sandbox._control(request))
             return
@@ -356,7 +378,44 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(sandbox.api.respond(matched, params, request))
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _dispatch
+
+    def _dispatch_streaming(
+        self, matched: Route, params: dict[str, str], path: str, raw_query: str
+    ) -> None:
+        """An upload: the handler reads the body as it arrives; a forced reset cuts it short."""
+        sandbox = self.server.sandbox
+        sandbox.state.count_request(matched.key)
+        forced = sandbox.forced.take(self.command, path)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            body = error_body("other", 411, "HTTP-411", "Length Required", "Send Content-Length.")
+            self._send(json_response(411, body))
+            return
+        try:
+            length = max(0, int(self.headers.get("Content-Length") or 0))
+        except ValueError:
+            length = 0
+        cut = forced.reset_after if forced is not None else None
+        stream = BodyStream(self.rfile, length, cut)
+        if forced is not None and cut is None:
+            stream.drain()
+            self._send_forced(forced)
+            return
+        response = sandbox.api.respond(matched, params, self._request(path, raw_query, b"", stream))
+        stream.drain()
+        if stream.dropped:
+            self._reset()
+            return
+        self._send(response)
+
+    def _reset(self) -> None:
+        # SO_LINGER 0: close with a TCP RST, as a load balancer dropping the connection does.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            self.connection.close()
 
     def _read_body(self) -> bytes | None:
         limit = self.server.sandbox.config.max_body_bytes
@@ -419,17 +478,30 @@ class _Handler(BaseHTTPRequestHandler):
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _send(self, response: Response) -> None:
+        if response.stream is not None:
+            self.wfile.write(
+                self._head(
+                    response.status,
+                    response.content_type,
+                    response.headers,
+                    response.stream_length,
+                )
+            )
+            if self.command != "HEAD":
+                for chunk in response.stream:
+                    self.wfile.write(chunk)
+            return
         head = self._head(
             response.status, response.content_type, response.headers, len(response.body)
         )
-        self.wfile.write(head + response.body)
+        self.wfile.write(head if self.command == "HEAD" else head + response.body)
 
     def _send_forced(self, forced: ForcedResponse) -> None:
         stopping = self.server.sandbox.stopping
         if forced.delay and stopping.wait(forced.delay):
             self.close_connection = True
             return
-        if forced.drop:
+        if forced.drop or forced.reset_after is not None:
             self.close_connection = True
             return
         if forced.stall_after is not None:

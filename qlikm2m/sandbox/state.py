@@ -19,6 +19,7 @@ from typing import Any
 
 from qlikm2m.sandbox.config import ClientSpec, SandboxConfig
 from qlikm2m.sandbox.credentials import CredentialRegistry
+from qlikm2m.sandbox.storage import ASSIGNABLE_ROLES, Content, DeliveredApp, Stores
 from qlikm2m.sandbox.wire import iso, iso_date, json_text
 
 # Fixed so that seeded ids are the same on every run: docs and scripts can name an app.
@@ -101,6 +102,8 @@ class Reload:
     created_at: float
     ends: str  # the end status once it has run: SUCCEEDED, FAILED or EXCEEDED_LIMIT
     canceled_at: float | None = None
+    weight: int = 1
+    variables: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,13 @@ class TenantState:
         self.reload_counter = 0
         self.rate_windows: dict[tuple[int, str], RateWindow] = {}
         self.stats = Stats()
+        # Uploads, imported and published apps, data files, created spaces' assignments.
+        self.stores = Stores(lock=self.lock)
+
+    def close(self) -> None:
+        """Remove the files clients uploaded."""
+        with self.lock:
+            self.stores.close()
 
     # -- time -------------------------------------------------------------------------------
     def now(self) -> float:
@@ -259,7 +269,7 @@ class TenantState:
             "meta": {
                 "actions": ["create", "read", "update", "delete"],
                 "roles": [],
-                "assignableRoles": ["consumer", "contributor", "producer"],
+                "assignableRoles": list(ASSIGNABLE_ROLES[kind]),
             },
         }
 
@@ -277,9 +287,11 @@ class TenantState:
         return "app" if n >= self.seeded_items else ITEM_TYPES[n % 6]
 
     def _item_space(self, n: int) -> dict[str, Any] | None:
-        # Every (spaces+1)th item lives in its owner's personal space.
-        slot = n % (len(self.spaces) + 1)
-        return self.spaces[slot] if slot < len(self.spaces) else None
+        # Every (spaces+1)th item lives in its owner's personal space. Seeded spaces only: spaces
+        # created later must not move seeded items.
+        seeded = self.config.spaces
+        slot = n % (seeded + 1)
+        return self.spaces[slot] if slot < seeded else None
 
     def _item_name(self, n: int) -> str:
         if n >= self.seeded_items:
@@ -296,9 +308,34 @@ class TenantState:
 
     def item_index(self, item_id: str) -> int | None:
         n = _index_from(item_id, ITEM_ID_PREFIX, 6)
+        if n is not None and n >= self.item_count:
+            delivered = self._delivered(n)
+            return n if delivered is not None else None
+        if n is not None and self._resource_id(n) in self.stores.deleted_seeded:
+            return None
         return n if n is not None and n < self.item_count else None
 
+    def _delivered(self, n: int) -> DeliveredApp | None:
+        k = n - self.item_count
+        with self.lock:
+            if not 0 <= k < len(self.stores.apps):
+                return None
+            app = self.stores.apps[k]
+            return None if app.deleted else app
+
+    def delivered_index(self, app_id: str) -> int | None:
+        with self.lock:
+            position = self.stores.app_position.get(app_id)
+            if position is None or self.stores.apps[position].deleted:
+                return None
+            return self.item_count + position
+
     def app_index(self, app_id: str) -> int | None:
+        delivered = self.delivered_index(app_id)
+        if delivered is not None:
+            return delivered
+        if app_id in self.stores.deleted_seeded:
+            return None
         if app_id in self.extra_app_index:
             return self.extra_app_index[app_id]
         n = _index_from(app_id, APP_ID_PREFIX, 12)
@@ -322,9 +359,30 @@ class TenantState:
         return wanted.resource_id is None or self._resource_id(n) == wanted.resource_id
 
     def scan_items(self, start: int, wanted: ItemFilter) -> Iterator[int]:
+        deleted = self.stores.deleted_seeded
         for n in range(start, self.item_count):
-            if self.item_matches(n, wanted):
+            if self.item_matches(n, wanted) and not (deleted and self._resource_id(n) in deleted):
                 yield n
+        with self.lock:
+            delivered = list(enumerate(self.stores.apps))
+        for k, app in delivered:
+            n = self.item_count + k
+            if n >= start and not app.deleted and self._delivered_matches(app, wanted):
+                yield n
+
+    def _delivered_matches(self, app: DeliveredApp, wanted: ItemFilter) -> bool:
+        if wanted.resource_types is not None and "app" not in wanted.resource_types:
+            return False
+        space = self.space_by_id.get(app.space_id) if app.space_id else None
+        if wanted.space_ids is not None and (app.space_id or "personal") not in wanted.space_ids:
+            return False
+        if wanted.space_types is not None and (
+            (space["type"] if space else "personal") not in wanted.space_types
+        ):
+            return False
+        if wanted.name is not None and wanted.name.lower() not in app.name.lower():
+            return False
+        return wanted.resource_id is None or app.id == wanted.resource_id
 
     def item(self, n: int, base_url: str) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(self.item_json(n, json_text(base_url)))
@@ -336,6 +394,8 @@ class TenantState:
         Written as a template rather than a dict for json.dumps: paging 100,000 items is
         dominated by this function.
         """
+        if n >= self.item_count:
+            return self._delivered_item_json(n, base)
         kind = self._item_kind(n)
         space = self._item_space(n)
         resource_id = json_text(self._resource_id(n))
@@ -372,6 +432,55 @@ class TenantState:
             f'"collections":[]}},"links":{{{links}}}{extra_fields}}}'
         )
 
+    def _delivered_item_json(self, n: int, base: str) -> str:
+        app = self._delivered(n)
+        assert app is not None
+        owner = app.owner_id
+        created, updated = iso(app.created_at), iso(app.modified_at or app.created_at)
+        item_id = item_id_for(n)
+        attributes: dict[str, Any] = {"id": app.id, "name": app.name, "owner": owner}
+        if app.space_id:
+            attributes["spaceId"] = app.space_id
+        attributes["usage"] = "ANALYTICS"
+        if app.publish_time is not None:
+            attributes["publishTime"] = iso(app.publish_time)
+            attributes["originAppId"] = app.origin_app_id
+        item: dict[str, Any] = {
+            "id": item_id, "name": app.name, "description": app.description,
+            "tenantId": self.tenant_id, "ownerId": owner, "creatorId": owner, "updaterId": owner,
+            "resourceType": "app", "resourceId": app.id, "resourceSubType": "",
+            "resourceCreatedAt": created, "resourceUpdatedAt": updated,
+            "createdAt": created, "updatedAt": updated, "isFavorited": False,
+            "actions": ITEM_ACTIONS, "collectionIds": [],
+            "resourceAttributes": attributes, "resourceCustomAttributes": {},
+            "meta": {"isFavorited": False, "actions": ITEM_ACTIONS, "tags": [], "collections": []},
+            "links": {
+                "self": {"href": f"{base}/api/v1/items/{item_id}"},
+                "open": {"href": f"{base}/sense/app/{app.id}"},
+            },
+        }  # fmt: skip
+        if app.space_id:
+            item["spaceId"] = app.space_id
+        last = self.last_finished_reload(app.id)
+        if last is not None:
+            item["resourceReloadStatus"] = "ok" if last[0] == "SUCCEEDED" else "failed"
+            item["resourceReloadEndTime"] = iso(last[1])
+            attributes["lastReloadTime"] = iso(last[1])
+        return json.dumps(item, separators=(",", ":"))
+
+    def app_source(self, app_id: str) -> tuple[str, str | None, Content] | None:
+        """(name, space id, content) of any live app, seeded or delivered; None if unknown."""
+        with self.lock:
+            delivered = self.stores.live_app(app_id)
+            if delivered is not None:
+                return delivered.name, delivered.space_id, delivered.content
+        n = self.app_index(app_id)
+        if n is None:
+            return None
+        space = self._item_space(n)
+        size = self.config.export_bytes
+        return self._item_name(n), space["id"] if space else None, Content(size)
+
     def app(self, n: int) -> dict[str, Any]:
         item = self.item(n, "")
         app_id = item["resourceId"]
@@ -394,6 +503,14 @@ class TenantState:
         }
         if "spaceId" in item:
             attributes["spaceId"] = item["spaceId"]
+        delivered = self._delivered(n) if n >= self.item_count else None
+        if delivered is not None:
+            attributes["description"] = delivered.description
+            attributes["createdDate"] = iso(delivered.created_at)
+            attributes["modifiedDate"] = iso(delivered.modified_at or delivered.created_at)
+            if delivered.publish_time is not None:
+                attributes["publishTime"] = iso(delivered.publish_time)
+                attributes["originAppId"] = delivered.origin_app_id
         last = self.last_finished_reload(app_id)
         if last is not None:
             attributes["lastReloadTime"] = iso(last[1])
@@ -404,7 +521,14 @@ class TenantState:
         }
 
     def app_ids(self) -> list[str]:
-        return [self._resource_id(n) for n in range(self.item_count) if self._item_kind(n) == "app"]
+        deleted = self.stores.deleted_seeded
+        seeded = [
+            self._resource_id(n)
+            for n in range(self.item_count)
+            if self._item_kind(n) == "app" and self._resource_id(n) not in deleted
+        ]
+        with self.lock:
+            return seeded + [a.id for a in self.stores.apps if not a.deleted]
 
     # -- tokens ---------------------------------------------------------------------------------
     def live_tokens(self, client_id: str | None = None) -> int:
@@ -475,7 +599,15 @@ class TenantState:
             return len(live)
 
     # -- reloads --------------------------------------------------------------------------------
-    def create_reload(self, app_id: str, user_id: str, partial: bool) -> Reload:
+    def create_reload(
+        self,
+        app_id: str,
+        user_id: str,
+        partial: bool,
+        *,
+        weight: int = 1,
+        variables: dict[str, str] | None = None,
+    ) -> Reload:
         with self.lock:
             self.reload_counter += 1
             reload = Reload(
@@ -485,6 +617,8 @@ class TenantState:
                 partial=partial,
                 created_at=self.now(),
                 ends=self.reload_endings.get(app_id, "SUCCEEDED"),
+                weight=weight,
+                variables=variables,
             )
             self.reloads[reload.id] = reload
             self.reloads_by_app.setdefault(app_id, []).append(reload.id)
@@ -530,10 +664,14 @@ class TenantState:
             "type": "external",
             "status": status,
             "partial": reload.partial,
-            "weight": 1,
+            "weight": reload.weight,
             "creationTime": iso(reload.created_at),
             "links": {"self": {"href": f"{base_url}/api/v1/reloads/{reload.id}"}},
         }
+        if reload.variables is not None:
+            # Not in reloads.json's Reload schema (which allows more properties): echoed so a
+            # client can check what the reload ran with. *Sandbox choice*.
+            view["variables"] = dict(reload.variables)
         if started is not None:
             view["startTime"] = iso(started)
         if ended is not None:
@@ -554,7 +692,9 @@ class TenantState:
         lines = [f"ReloadID: {reload.id}"]
         if status == "QUEUED":
             return lines[0] + "\nQueued\n"
-        lines += ["Started loading data", "Sales << Sales.qvd", "Lines fetched: 1,000"]
+        lines += ["Started loading data"]
+        lines += [f"Variable {name} = {value}" for name, value in (reload.variables or {}).items()]
+        lines += ["Sales << Sales.qvd", "Lines fetched: 1,000"]
         if status == "RELOADING":
             return "\n".join(lines) + "\n"
         if status == "FAILED":

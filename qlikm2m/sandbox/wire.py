@@ -5,13 +5,17 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 # Each Qlik service shapes `errors[].status` its own way (see qlik-wire-notes.md and the specs):
 # a number in users, a string in oauth and tenants, absent elsewhere; items adds meta flags.
-Service = Literal["oauth", "users", "tenants", "spaces", "items", "apps", "reloads", "other"]
+Service = Literal[
+    "oauth", "users", "tenants", "spaces", "items", "apps", "reloads", "temp-contents",
+    "data-files", "other",
+]  # fmt: skip
 
 JSON_TYPE = "application/json; charset=utf-8"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -19,12 +23,15 @@ HTML_TYPE = "text/html; charset=utf-8"
 
 @dataclass
 class Response:
-    """A complete answer; streamed and stalled bodies are forced responses, not this."""
+    """A complete answer, or with `stream` a body of `stream_length` bytes sent as it is read
+    (downloads of temporary contents); stalled bodies are forced responses, not this."""
 
     status: int
     body: bytes = b""
     content_type: str | None = None
     headers: list[tuple[str, str]] = field(default_factory=list)
+    stream: Iterable[bytes] | None = None
+    stream_length: int = 0
 
 
 def iso(ts: float) -> str:
@@ -97,6 +104,9 @@ def error_body(
             "temporary": status in (429, 503),
             "timeout": False,
         }
+    if service == "data-files":
+        # data-files.json ErrorResponse: only `errors`, and no other property is allowed.
+        return {"errors": [error]}
     return {"errors": [error], "traceId": trace_id()}
 
 
