@@ -668,15 +668,15 @@ def check_weight(weight: int | None) -> int | None:
     return weight
 
 
-class _ExistingReload:
-    """A ReloadApi whose start() returns a reload already running: `wait` reuses run_reloads."""
+class _ExistingReloads:
+    """A ReloadApi whose start() returns reloads already running: `wait` reuses run_reloads."""
 
-    def __init__(self, api: ReloadApi, record: Mapping[str, Any]) -> None:
+    def __init__(self, api: ReloadApi, records: Mapping[str, Mapping[str, Any]]) -> None:
         self._api = api
-        self._record = record
+        self._records = records  # by app id
 
     def start(self, app_id: str, *, partial: bool) -> Mapping[str, Any]:
-        return self._record
+        return self._records[app_id]
 
     def get(self, reload_id: str) -> Mapping[str, Any]:
         return self._api.get(reload_id)
@@ -685,27 +685,40 @@ class _ExistingReload:
         return self._api.log_tail(app_id, reload_id, lines)
 
 
-def wait_for_reload(
+def wait_for_reloads(
     api: ReloadApi,
-    reload_id: str,
+    reload_ids: Sequence[str],
     wait: WaitOptions,
     *,
     reporter: Reporter | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunReport:
-    """Follow an existing reload (started by another job, say) to its end or ``wait.timeout``.
+    """Follow existing reloads (started by another job, say) to their end or ``wait.timeout``.
 
-    The timeout counts from now. The report is the one ``run_reloads`` gives: exit code 0, 8
-    (FAILED/CANCELED/EXCEEDED_LIMIT, with the log tail) or 9 (timeout).
+    All are followed at once; the timeout counts from now. The report is the one ``run_reloads``
+    gives, one result per reload id in order: exit code 0, 8 (FAILED/CANCELED/EXCEEDED_LIMIT,
+    with the log tail) or 9 (timeout). Two reloads of one app are a UsageError (the tenant runs
+    one reload of an app at a time, and results are keyed by app).
     """
-    record = api.get(reload_id)
-    app_id = str(record.get("appId") or "")
-    if not app_id:
-        raise ApiError(f"Reload {reload_id} names no appId.")
+    from dataclasses import replace
+
+    records: dict[str, Mapping[str, Any]] = {}
+    for reload_id in reload_ids:
+        record = api.get(reload_id)
+        app_id = str(record.get("appId") or "")
+        if not app_id:
+            raise ApiError(f"Reload {reload_id} names no appId.")
+        if app_id in records:
+            raise UsageError(
+                f"Reloads {records[app_id].get('id')} and {reload_id} are both of app {app_id}.",
+                hint="Wait for them one at a time.",
+            )
+        records[app_id] = record
+    every = replace(wait, max_parallel=max(1, len(records)))
     return run_reloads(
-        _ExistingReload(api, record), [app_id], wait=wait, reporter=reporter, clock=clock,
-        sleep=sleep,
+        _ExistingReloads(api, records), list(records), wait=every, reporter=reporter,
+        clock=clock, sleep=sleep,
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ They add what Typer leaves out and the CLI contract needs (docs/reference.md):
   Options that take several values say so (``multiple``) and accumulate; flags and ``-v`` counts
   may repeat.
 - **Metavars that say what an option takes**: an option without one shows TEXT, INTEGER or
-  NUMBER instead of Typer's ``<str>``.
+  NUMBER (FILE for a path) instead of Typer's ``<str>``.
 
 ``use_qlik_classes`` applies them to a Typer app and all its sub-apps before Click objects are
 built.
@@ -29,7 +29,7 @@ from typer._click.parser import _OptionParser
 
 ALIASES = {"app": "apps", "space": "spaces", "item": "items", "list": "ls"}
 
-_TYPE_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER"}
+_TYPE_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "FILE"}
 
 
 class _SingleValueParser(_OptionParser):

@@ -14,6 +14,10 @@ from qlikm2m.commands.reload import EPILOG
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 ReloadArg = Annotated[str, typer.Argument(metavar="RELOAD_ID", help="The reload's id.")]
+ReloadsArg = Annotated[
+    list[str],
+    typer.Argument(metavar="RELOAD_ID...", help="The reloads' ids, one or more."),
+]
 
 
 def _checked(reload_id: str) -> str:
@@ -44,7 +48,7 @@ def register(root: typer.Typer) -> None:
     def wait(
         ctx: typer.Context,
         tenant: TenantFlags,
-        reload_id: ReloadArg,
+        reload_ids: ReloadsArg,
         timeout: Annotated[
             str | None,
             typer.Option(
@@ -63,7 +67,11 @@ def register(root: typer.Typer) -> None:
             ),
         ] = None,
     ) -> None:
-        """Wait for a reload to end; print its final record. Exit codes as `reload --wait`."""
+        """Wait for reloads to end; print their final records (an array, one per id, in order).
+
+        Exit codes as `reload --wait`: a job resumed after a timeout (exit 9) or a CI cancel
+        picks up every reload it started.
+        """
         from qlikm2m.commands.reload import _conclude, _reporter
         from qlikm2m.output import Output
         from qlikm2m.reloads import (
@@ -71,7 +79,7 @@ def register(root: typer.Typer) -> None:
             ClientReloadApi,
             WaitOptions,
             parse_duration,
-            wait_for_reload,
+            wait_for_reloads,
         )
 
         runtime = runtime_of(ctx)
@@ -87,8 +95,11 @@ def register(root: typer.Typer) -> None:
         reporter = _reporter(runtime)
         with tenant.client(runtime) as client:
             try:
-                report = wait_for_reload(
-                    ClientReloadApi(client), _checked(reload_id), options, reporter=reporter
+                report = wait_for_reloads(
+                    ClientReloadApi(client),
+                    [_checked(reload_id) for reload_id in reload_ids],
+                    options,
+                    reporter=reporter,
                 )
             finally:
                 reporter.close()

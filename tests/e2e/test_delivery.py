@@ -430,14 +430,14 @@ def test_reloads_by_id_get_wait_log_cancel(
     sandbox = make_sandbox(fail_apps=(failing,))
     env = sandbox_env(sandbox, cli_env)
     app_id = sandbox.app_ids()[0]
-    started = _json(run_qlikm2m("reload", app_id, "--var", "vRegion=EU", env=env))
+    [started] = _json(run_qlikm2m("reload", app_id, "--var", "vRegion=EU", env=env))
 
     got = _json(run_qlikm2m("reloads", "get", started["id"], env=env))
-    waited = _json(run_qlikm2m("reloads", "wait", started["id"], "--poll-interval", "0.1",
-                               env=env))  # fmt: skip
+    [waited] = _json(run_qlikm2m("reloads", "wait", started["id"], "--poll-interval", "0.1",
+                                 env=env))  # fmt: skip
     log = run_qlikm2m("reloads", "log", started["id"], env=env)
     too_late = run_qlikm2m("reloads", "cancel", started["id"], env=env)
-    fails = _json(run_qlikm2m("reload", failing, env=env))
+    [fails] = _json(run_qlikm2m("reload", failing, env=env))
     failed = run_qlikm2m("reloads", "wait", fails["id"], "--poll-interval", "0.1", env=env)
     unknown = run_qlikm2m("reloads", "get", "nope", env=env)
 
@@ -451,14 +451,31 @@ def test_reloads_by_id_get_wait_log_cancel(
     assert unknown.returncode == 5
 
 
+def test_reloads_wait_follows_several_reloads_at_once(
+    make_sandbox: MakeSandbox, run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
+) -> None:
+    sandbox = make_sandbox(reload_duration=0.5)
+    env = sandbox_env(sandbox, cli_env)
+    apps = sandbox.app_ids()[:3]
+    started = _json(run_qlikm2m("reload", *apps, env=env))
+    ids = [record["id"] for record in started]
+    waited = run_qlikm2m("reloads", "wait", *ids, "--poll-interval", "0.1", env=env)
+    assert waited.returncode == 0, waited.stderr
+    records = json.loads(waited.stdout)
+    assert [record["id"] for record in records] == ids
+    assert {record["status"] for record in records} == {"SUCCEEDED"}
+    same_app = run_qlikm2m("reloads", "wait", ids[0], ids[0], env=env)
+    assert same_app.returncode == 2
+
+
 def test_reloads_cancel_and_wait_timeout(
     make_sandbox: MakeSandbox, run_qlikm2m: RunQlikm2m, cli_env: dict[str, str]
 ) -> None:
     sandbox = make_sandbox(reload_duration=60)
     env = sandbox_env(sandbox, cli_env)
     app_id = sandbox.app_ids()[0]
-    first = _json(run_qlikm2m("reload", app_id, env=env))
-    second = _json(run_qlikm2m("reload", sandbox.app_ids()[1], env=env))
+    [first] = _json(run_qlikm2m("reload", app_id, env=env))
+    [second] = _json(run_qlikm2m("reload", sandbox.app_ids()[1], env=env))
 
     timed_out = run_qlikm2m("reloads", "wait", first["id"], "--timeout", "0.3s", env=env)
     canceled = _json(run_qlikm2m("reloads", "cancel", second["id"], env=env))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from keys_support import ALGORITHMS, KeyPair, key_pair, token_form
-from sandbox_support import Tenant
+from fixtures_sandbox import Tenant
 
 from qlikm2m.sandbox import ClientSpec, Sandbox
 from qlikm2m.sandbox.credentials import CLOCK_LEEWAY, MAX_ASSERTION_LIFETIME, SECRET_LIMIT
