@@ -7,16 +7,19 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/_venv.sh"
 
-# strace: the transaction tests inject a signal at an exact system call (issue 9).
-# nodejs/npm: a Node script using @qlik/api runs under `qlikm2m exec` (issue 13).
-if ! command -v dbus-run-session >/dev/null || ! command -v gnome-keyring-daemon >/dev/null \
-    || ! command -v strace >/dev/null || ! command -v npm >/dev/null; then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing gnome-keyring, dbus, strace and nodejs for the keyring, transaction and exec tests" >&2
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            gnome-keyring dbus dbus-user-session libsecret-1-0 strace nodejs npm >/dev/null
-    fi
+# What the tests need from the system, by the command that shows it is there: gnome-keyring and
+# dbus (keyring tests), strace (transaction tests, issue 9), node/npm (the exec test, issue 13).
+# Only what is missing is installed: this image's nodejs (nodesource) bundles npm, and Debian's
+# npm package would conflict with it.
+missing=()
+command -v dbus-run-session >/dev/null || missing+=(dbus dbus-user-session)
+command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring libsecret-1-0)
+command -v strace >/dev/null || missing+=(strace)
+command -v npm >/dev/null || missing+=(nodejs npm)
+if [ "${#missing[@]}" -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing ${missing[*]} for the keyring, transaction and exec tests" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # @qlik/api into ./.cache/node: tests reach only 127.0.0.1, so the registry is contacted here.
 if command -v npm >/dev/null; then
