@@ -116,7 +116,7 @@ def test_init_puts_the_secret_in_the_keyring_and_in_no_file(
     child.logfile_read = io.StringIO()
     child.expect_exact("Enter tenant url:")
     child.sendline(sandbox.url)
-    child.expect_exact("A/O? (API key or OAuth client) [O]:")
+    child.expect_exact("A/O/K? (API key, OAuth client secret, or private Key) [O]:")
     child.sendline("")
     child.expect_exact("Client ID:")
     child.sendline(sandbox.client_id)
