@@ -285,3 +285,52 @@ def test_key_flags_that_do_not_go_together_are_usage_errors(
     for result in (both, apikey, alone, argv):
         assert result.returncode == 2, result.stderr
     assert load_contexts(env).contexts == {}
+
+
+def _doctor(run_cli: RunCli, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    result = run_cli("-o", "json", "doctor", env=env)
+    return result.returncode, {check["check"]: check for check in result.json()["checks"]}
+
+
+def test_doctor_judges_a_key_contexts_own_key(
+    sandbox: Sandbox, run_cli: RunCli, cli_env: dict[str, str]
+) -> None:
+    pair = _registered(sandbox, "RS512")
+    env = _no_credentials_env(cli_env)
+    assert _create(run_cli, env, sandbox, "rs", "--private-key-stdin", "--key-id", pair.kid,
+                   "--key-alg", "RS512", "--use", input=pair.pem()).returncode == 0  # fmt: skip
+    assert run_cli("tenant", "me", env=env).returncode == 0
+
+    healthy, checks = _doctor(run_cli, env)
+    assert healthy == 0, checks
+    assert checks["token"]["status"] == "ok"
+    assert "from the token cache (private key RS512, kid test-rs512)" in checks["token"]["detail"]
+
+    # The stored key damaged: its cached token no longer counts, the key does not load.
+    stored = secret_file_path("rs", env)
+    stored.write_text(stored.read_text().replace("\n", "\n ", 3)[:300])
+    broken, checks = _doctor(run_cli, env)
+    assert broken == 3, checks
+    assert checks["token"]["status"] == "fail"
+    assert "private key" in checks["token"]["detail"]
+
+    stored.unlink()
+    missing, checks = _doctor(run_cli, env)
+    assert missing == 3, checks
+    assert "private key file of context 'rs' is missing" in checks["token"]["detail"]
+    assert "--private-key-file" in checks["token"]["fix"]
+
+
+def test_doctor_fails_a_key_context_whose_key_the_tenant_no_longer_knows(
+    sandbox: Sandbox, run_cli: RunCli, cli_env: dict[str, str]
+) -> None:
+    pair = _registered(sandbox, "ES384")
+    env = _no_credentials_env(cli_env)
+    assert _create(run_cli, env, sandbox, "es", "--private-key-stdin", "--key-id", pair.kid,
+                   "--use", "--no-verify", input=pair.pem()).returncode == 0  # fmt: skip
+    sandbox.state.credentials.patch_public_keys(sandbox.client_id, "replace", [])
+
+    code, checks = _doctor(run_cli, env)
+
+    assert code == 4, checks
+    assert "key id is unknown" in checks["token"]["detail"]
