@@ -112,7 +112,8 @@ def _save_key_to_context(
             key.private_pem(), credential_type="private_key", key_id=key.kid, key_alg=key.alg
         )
         return
-    server, client_id, ca_bundle = tenant.server, register_on or tenant.client_id, tenant.ca_bundle
+    server, client_id = tenant.server, register_on or tenant.client_id
+    ca_bundle = tenant.ca_bundle or runtime.env.get("QLIK_CA_BUNDLE") or None
     if server is None or client_id is None:
         settings = tenant.settings(runtime)
         server = server or settings.server_url

@@ -334,3 +334,25 @@ def test_doctor_fails_a_key_context_whose_key_the_tenant_no_longer_knows(
 
     assert code == 4, checks
     assert "key id is unknown" in checks["token"]["detail"]
+
+
+def test_a_new_rsa_key_keeps_the_contexts_rs512_and_an_ec_key_takes_es384(
+    sandbox: Sandbox, run_cli: RunCli, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    first = _registered(sandbox, "RS512", "first-rs512")
+    env = _no_credentials_env(cli_env)
+    assert _create(run_cli, env, sandbox, "rs", "--private-key-stdin", "--key-id", first.kid,
+                   "--key-alg", "RS512", "--use", input=first.pem()).returncode == 0  # fmt: skip
+    second = key_pair("RS512", "second-rs512", fresh=True)
+    sandbox.add_public_key(second.public_jwk)
+    ec = _registered(sandbox, "ES384", "ec-next")
+
+    to_rsa = run_cli("-o", "json", "context", "update", "rs", "--private-key-stdin", "--key-id",
+                     second.kid, env=env, input=second.pem())  # fmt: skip
+    to_ec = run_cli("-o", "json", "context", "update", "rs", "--private-key-stdin", "--key-id",
+                    ec.kid, env=env, input=ec.pem())  # fmt: skip
+
+    assert to_rsa.returncode == 0, to_rsa.stderr
+    assert (to_rsa.json()["keyId"], to_rsa.json()["keyAlg"]) == (second.kid, "RS512")
+    assert to_ec.returncode == 0, to_ec.stderr
+    assert (to_ec.json()["keyId"], to_ec.json()["keyAlg"]) == (ec.kid, "ES384")

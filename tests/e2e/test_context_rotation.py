@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import signal
+import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -348,3 +350,30 @@ def test_a_key_rotation_interrupted_during_the_proof_keeps_the_old_key(
     assert [k["kid"] for k in sandbox.state.credentials.public_keys(sandbox.client_id)] == [old_kid]
     assert load_contexts(env).contexts["keybot"].key_id == old_kid
     assert _works(run_cli, env, "keybot")
+
+
+def test_rotating_a_key_from_the_environment_writes_the_new_one_where_asked(
+    sandbox: Sandbox, run_cli: RunCli, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    pair = key_pair("ES384", "env-key")
+    sandbox.add_public_key(pair.public_jwk)
+    env = {k: v for k, v in cli_env.items() if k != "QLIK_CLIENT_SECRET"}
+    env.update(QLIK_PRIVATE_KEY=pair.pem(), QLIK_KEY_ID=pair.kid)
+    out = tmp_path / "next.pem"
+
+    nowhere = run_cli("-o", "json", "oauth", "keys", "rotate", env=env)
+    result = run_cli("-o", "json", "oauth", "keys", "rotate", "--out-private", str(out), env=env)
+
+    assert nowhere.returncode == 2
+    assert "--out-private" in json.loads(nowhere.stderr)["error"]["message"]
+    assert result.returncode == 0, result.stderr
+    report = result.json()
+    assert report["privateKeyFile"] == str(out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [k["kid"] for k in sandbox.state.credentials.public_keys(sandbox.client_id)] == [
+        report["newKid"]
+    ]
+    after = {k: v for k, v in env.items() if k not in ("QLIK_PRIVATE_KEY", "QLIK_KEY_ID")}
+    after["QLIK_PRIVATE_KEY_FILE"] = str(out)
+    assert run_cli("tenant", "me", env=after).returncode == 0
+    assert run_cli("tenant", "me", "--no-token-cache", env=env).returncode == 4  # the old key

@@ -112,6 +112,7 @@ def update(
     A private key (--private-key-file/-stdin) replaces a client secret and the other way round;
     --key-id and --key-alg alone change how a stored key is registered.
     """
+    from contextlib import suppress
     from dataclasses import replace
 
     from qlikm2m import contexts as store
@@ -150,16 +151,19 @@ def update(
     new_secret = None if key.given else secrets.read(runtime, new_auth)
     keeps_key = old.holds_private_key and new_auth == "oauth" and new_secret is None
     if key.given or (keeps_key and prompt_secret):
-        # A new key; without --key-alg the old alg is kept when it fits the new key.
-        flags_for = key
-        if key.key_alg is None and old.key_alg:
-            flags_for = replace(key, key_alg=old.key_alg)
-        try:
-            checked = key_from(prompter, flags_for)
-        except ConfigError:
-            if flags_for is key:
-                raise
-            checked = key_from(prompter, key)
+        checked = key_from(prompter, key)
+        if key.key_alg is None and old.key_alg and old.key_alg != checked.alg:
+            # Without --key-alg a new key keeps the old alg when it fits (an RSA key registered
+            # as RS512 is replaced by another RSA key registered the same way).
+            with suppress(ConfigError):
+                checked = check_private_key(
+                    prompter,
+                    checked.pem,
+                    "the new key",
+                    key_id=key.key_id,
+                    key_alg=old.key_alg,
+                    passphrase=None,
+                )
         new_secret = checked.pem
         new = replace(new, credential_type="private_key", key_id=checked.kid, key_alg=checked.alg)
     elif keeps_key and (key.key_id or key.key_alg):
