@@ -230,6 +230,7 @@ def register(root: typer.Typer) -> None:
                 hint="The key exists nowhere else: it is never printed.",
             )
         if out_private is not None and out_private.expanduser().exists() and not force:
+            # Refused (UsageError) before a key is made or anything is sent.
             write_private_file(out_private, "", what="private key", overwrite=False)
         if save_to_context is not None:
             _check_new_key_context(runtime, save_to_context, force)
