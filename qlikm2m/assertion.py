@@ -72,6 +72,14 @@ def register_key_text(pem: str) -> None:
             register_secret(line.strip())
 
 
+def is_encrypted_pem(pem: str) -> bool:
+    """True when the PEM block is an encrypted private key (PKCS#8 or legacy Proc-Type)."""
+    found = _PEM_BLOCK.search(pem)
+    if found is None:
+        return False
+    return "ENCRYPTED" in found.group(1).upper() or "Proc-Type: 4,ENCRYPTED" in found.group(0)
+
+
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 

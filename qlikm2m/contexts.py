@@ -19,25 +19,45 @@ from qlikm2m.errors import ConfigError, UsageError
 
 AuthType = Literal["oauth", "apikey"]
 SecretStorage = Literal["keyring", "file"]
+# What an OAuth context's stored credential is: a client secret, or a private key that signs
+# client assertions (private-key JWT, docs/private-key-jwt.md).
+CredentialType = Literal["client_secret", "private_key"]
 
 AUTH_TYPES: tuple[AuthType, ...] = ("oauth", "apikey")
 SECRET_STORAGES: tuple[SecretStorage, ...] = ("keyring", "file")
+CREDENTIAL_TYPES: tuple[CredentialType, ...] = ("client_secret", "private_key")
 CONTEXTS_FILENAME = "contexts.toml"
 # 2 added credential_generation; files of version 1 still load (their contexts are "unbound").
-SCHEMA_VERSION = 2
+# 3 added credential_type/key_id/key_alg (a context holding a private key). A file is written as
+# version 3 only when one of its contexts holds a key, so that a qlikm2m from before keys keeps
+# reading every file it can use and tells to upgrade for the others.
+SCHEMA_VERSION = 3
+_KEYLESS_SCHEMA_VERSION = 2
 
 # Names become TOML keys, keyring user names and (quoted) file names: keep them boring, but allow
 # the host[:port] names `context init` derives from a tenant URL (with [brackets] for IPv6).
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9._:@+\[\]-]{0,127}")
-_OPTIONAL_KEYS = ("client_id", "scope", "ca_bundle", "comment", "credential_generation")
+_OPTIONAL_KEYS = (
+    "client_id",
+    "credential_type",
+    "key_id",
+    "key_alg",
+    "scope",
+    "ca_bundle",
+    "comment",
+    "credential_generation",
+)
 _KNOWN_KEYS = frozenset({"server", "auth_type", "secret_storage", *_OPTIONAL_KEYS})
 # Keys a person might add by hand to paste a credential: refused with a pointer, never echoed.
-_SECRET_LIKE = re.compile(r"secret|password|api_?key|token|authorization|headers", re.IGNORECASE)
+_SECRET_LIKE = re.compile(
+    r"secret|password|passphrase|api_?key|private_?key|pem|token|authorization|headers",
+    re.IGNORECASE,
+)
 
 _HEADER = (
     "# qlikm2m contexts. Edit with care, or use `qlikm2m context ...`; comments are not kept.\n"
-    "# Secrets never belong here: they live in the OS keyring (or, when chosen explicitly with\n"
-    "# --secret-storage file, in a 0600 file next to this one).\n"
+    "# Secrets and private keys never belong here: they live in the OS keyring (or, when chosen\n"
+    "# explicitly with --secret-storage file, in a 0600 file next to this one).\n"
 )
 
 
@@ -56,6 +76,16 @@ class Context:
     # reading the keyring on the warm path. None ("unbound", files from before schema 2): no
     # cached token is trusted until the store gives the context one.
     credential_generation: str | None = None
+    # An OAuth context signs in with a client secret (None: the default, written as nothing) or a
+    # private key; a key's id and algorithm as registered on the client are ordinary settings.
+    credential_type: CredentialType | None = None
+    key_id: str | None = None
+    key_alg: str | None = None
+
+    @property
+    def holds_private_key(self) -> bool:
+        """True when the stored credential is a private key (private-key JWT), not a secret."""
+        return self.auth_type == "oauth" and self.credential_type == "private_key"
 
     @property
     def secret_in_file(self) -> bool:
@@ -250,7 +280,7 @@ def _parse_context(name: str, body: dict[str, Any], fail: Callable[..., ConfigEr
             raise fail(
                 f"context {name!r} has a key {key!r}: secrets do not belong in this file; "
                 f"delete it and store the secret with `qlikm2m context update {name} "
-                "--client-secret-stdin` (or --api-key-stdin)",
+                "--client-secret-stdin` (or --api-key-stdin, --private-key-file FILE)",
                 key,
             )
         raise fail(f"context {name!r} has an unknown key {key!r}", key)
@@ -276,6 +306,13 @@ def _parse_context(name: str, body: dict[str, Any], fail: Callable[..., ConfigEr
         )
     if auth_type == "oauth" and values["client_id"] is None:
         raise fail(f"OAuth context {name!r} has no client_id", None)
+    credential_type = values["credential_type"]
+    if credential_type is not None and credential_type not in CREDENTIAL_TYPES:
+        raise fail(
+            f"credential_type of context {name!r} must be one of {', '.join(CREDENTIAL_TYPES)}",
+            "credential_type",
+        )
+    holds_key = auth_type == "oauth" and credential_type == "private_key"
     return Context(
         name=name,
         server=server,
@@ -286,6 +323,9 @@ def _parse_context(name: str, body: dict[str, Any], fail: Callable[..., ConfigEr
         comment=values["comment"],
         secret_storage=storage,
         credential_generation=values["credential_generation"],
+        credential_type="private_key" if holds_key else None,
+        key_id=values["key_id"] if holds_key else None,
+        key_alg=values["key_alg"] if holds_key else None,
     )
 
 
@@ -330,7 +370,9 @@ def _header_path(header: str) -> tuple[str, ...]:
 def _dump(contexts_file: ContextsFile) -> bytes:
     import tomli_w
 
-    document: dict[str, Any] = {"schema_version": SCHEMA_VERSION}
+    holds_keys = any(c.holds_private_key for c in contexts_file.contexts.values())
+    version = SCHEMA_VERSION if holds_keys else _KEYLESS_SCHEMA_VERSION
+    document: dict[str, Any] = {"schema_version": version}
     if contexts_file.current is not None:
         document["current"] = contexts_file.current
     tables: dict[str, dict[str, str]] = {}

@@ -586,6 +586,9 @@ def _credentials(context: Context) -> tuple[Any, ...]:
         context.scope,
         context.ca_bundle,
         context.credential_generation,
+        context.credential_type,
+        context.key_id,
+        context.key_alg,
     )
 
 

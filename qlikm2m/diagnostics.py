@@ -348,6 +348,14 @@ def check_token_and_me(settings: ResolvedSettings, runtime: Runtime) -> list[Che
             settings = settings.with_secret_read()
         except QlikM2MError as error:
             return [_failure("token", error)]
+    signed_with = ""
+    if settings.uses_private_key:
+        # The key must load and fit Qlik's rules even when a cached token spares a mint.
+        try:
+            key = settings.signing_key()
+        except QlikM2MError as error:
+            return [_failure("token", error)]
+        signed_with = f" (private key {key.alg}, kid {key.kid})"
     with QlikClient(settings, runtime) as client:
         try:
             token, elapsed = _timed(client.tokens.token)
@@ -357,7 +365,7 @@ def check_token_and_me(settings: ResolvedSettings, runtime: Runtime) -> list[Che
             token.origin, f"from {token.origin}"
         )
         remaining = token.remaining(time.time())
-        detail = f"token {origin}"
+        detail = f"token {origin}{signed_with}"
         if remaining is not None:
             detail += f", valid for {remaining / 60:.0f} more minutes"
         if client.tokens.cache_problem is not None:

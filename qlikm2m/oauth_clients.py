@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
-from qlikm2m.errors import ApiError, QlikM2MError, UsageError
+from qlikm2m.errors import ApiError, Interrupted, QlikM2MError, UsageError
 from qlikm2m.redaction import register_secret
 
 if TYPE_CHECKING:
     from qlikm2m.client import QlikClient
+    from qlikm2m.settings import CredentialType
 
 SECRET_LIMIT = 5  # createOAuthClientSecret: "a maximum of 5 client secrets at one time"
 
@@ -62,6 +63,20 @@ def register_public_key(client: QlikClient, client_id: str, jwk: dict[str, Any])
             hint="Pass another --kid, or remove the old key in the management console.",
         )
     patch = [{"op": "replace", "path": "/publicKeys", "value": [*current, jwk]}]
+    client.request("PATCH", _client_path(client_id), json=patch).read_prefix()
+
+
+def remove_public_key(client: QlikClient, client_id: str, kid: str) -> None:
+    """Remove the public key ``kid`` from the client, keeping the others (one ``replace`` of
+    ``/publicKeys``, as ``register_public_key``). UsageError when no key has that kid."""
+    current = public_keys(client, client_id)
+    kept = [k for k in current if k.get("kid") != kid]
+    if len(kept) == len(current):
+        raise UsageError(
+            f"The OAuth client {client_id} has no public key with kid {kid!r}.",
+            hint=f"Its keys: {', '.join(str(k.get('kid')) for k in current) or 'none'}.",
+        )
+    patch = [{"op": "replace", "path": "/publicKeys", "value": kept}]
     client.request("PATCH", _client_path(client_id), json=patch).read_prefix()
 
 
@@ -109,6 +124,18 @@ def own_user_id(client: QlikClient) -> str:
 def prove_secret(client: QlikClient, client_id: str, secret: str) -> None:
     """Mint a token with ``secret`` on the client's tenant (and revoke it again): proof that the
     secret works before anything relies on it. AuthError when the tenant refuses it."""
+    _prove(client, client_id, secret)
+
+
+def _prove(
+    client: QlikClient,
+    client_id: str,
+    secret: str,
+    *,
+    credential_type: CredentialType = "client_secret",
+    key_id: str | None = None,
+    key_alg: str | None = None,
+) -> None:
     from contextlib import suppress
 
     from qlikm2m.settings import explicit_settings
@@ -122,7 +149,10 @@ def prove_secret(client: QlikClient, client_id: str, secret: str) -> None:
         secret=secret,
         scope=settings.scope.value,
         ca_bundle=settings.ca_bundle.value,
-        source="the new secret",
+        source="the new key" if credential_type == "private_key" else "the new secret",
+        credential_type=credential_type,
+        key_id=key_id,
+        key_alg=key_alg,
     )
     manager = TokenManager(fresh, client.runtime.env, client.transport, use_cache=False)
     token = manager.token()
@@ -131,12 +161,22 @@ def prove_secret(client: QlikClient, client_id: str, secret: str) -> None:
         manager.revoke(token)
 
 
+def prove_key(client: QlikClient, client_id: str, pem: str, kid: str, alg: str) -> None:
+    """Mint a token with the private key ``pem`` (signing as ``kid``/``alg``) on the client's
+    tenant, and revoke it again: proof the tenant accepts the key. AuthError when refused."""
+    _prove(client, client_id, pem, credential_type="private_key", key_id=kid, key_alg=alg)
+
+
 # --- rotation -----------------------------------------------------------------------------------
 
 
 @dataclass
 class Rotation:
-    """What a rotation did, for the report; ``remaining`` lists the clean-up left to a person."""
+    """What a rotation did, for the report; ``remaining`` lists the clean-up left to a person.
+
+    ``kind`` says what was rotated: a client secret (named by its hint) or a key pair (named by
+    its public key's kid).
+    """
 
     client_id: str
     old_hint: str
@@ -145,12 +185,18 @@ class Rotation:
     proved: bool = False
     old_deleted: bool = False
     remaining: list[str] = field(default_factory=list)
+    kind: Literal["secret", "key"] = "secret"
+
+    @property
+    def noun(self) -> str:
+        return "secret" if self.kind == "secret" else "key"
 
     def as_dict(self) -> dict[str, Any]:
+        old, new = ("oldHint", "newHint") if self.kind == "secret" else ("oldKid", "newKid")
         return {
             "clientId": self.client_id,
-            "oldHint": self.old_hint,
-            "newHint": self.new_hint,
+            old: self.old_hint,
+            new: self.new_hint,
             "stored": self.stored,
             "proved": self.proved,
             "oldDeleted": self.old_deleted,
@@ -195,20 +241,25 @@ def rotate_secret(
     *,
     store: Callable[[CreatedSecret], None],
     prove: Callable[[CreatedSecret], None],
+    was_stored: Callable[[CreatedSecret], bool] | None = None,
 ) -> Rotation:
     """Replace the client secret ``old_hint`` without downtime; returns the report.
 
     1. create a new secret (the old one keeps working: a client may hold up to five);
     2. ``prove(new)``: mint a token with it, before anything relies on it;
-    3. ``store(new)``: put it where the next runs read it (a 0600 file, or later a context's
-       secret store, which is why it is a callable);
+    3. ``store(new)``: put it where the next runs read it (a 0600 file, a context's secret
+       store), which is why it is a callable;
     4. delete the old secret by its hint.
 
     When 2 or 3 fails the new secret is deleted again and whatever held the old secret still
-    works: a half-done rotation never leaves the credentials broken.
+    works: a half-done rotation never leaves the credentials broken. An interrupt (Ctrl-C,
+    SIGTERM) does the same before the new secret is stored and leaves the old one for a person
+    after; ``was_stored(new)`` tells, after an interrupt during ``store``, whether the store
+    committed (a transactional store either did or did not).
 
-    Raises RotationError (exit 5) when a step fails, with the report in ``details``: which
-    secret works now and ``remaining``, the clean-up a person still has to do.
+    Raises RotationError (exit 5) when a step fails and Interrupted (exit 130) on an interrupt,
+    with the report in ``details``: which secret works now and ``remaining``, the clean-up a
+    person still has to do.
     """
     rotation = Rotation(client_id=client_id, old_hint=old_hint)
     hints = [s["hint"] for s in secret_hints(client, client_id)]
@@ -219,41 +270,141 @@ def rotate_secret(
             f"The OAuth client {client_id} already holds {SECRET_LIMIT} secrets, the maximum.",
             hint="Delete one it no longer uses (`qlikm2m oauth secrets delete HINT`) first.",
         )
-    created = create_secret(client, client_id)
+    try:
+        created = create_secret(client, client_id)
+    except KeyboardInterrupt:
+        raise _interrupted_before_creation(rotation, "oauth secrets ls") from None
     rotation.new_hint = created.hint
-    for step, action in (("prove", prove), ("store", store)):
+    flag = f"--client {client_id}"
+    return _run_rotation(
+        rotation,
+        prove=lambda: prove(created),
+        store=lambda: store(created),
+        was_stored=(lambda: was_stored(created)) if was_stored is not None else None,
+        undo_new=lambda: delete_secret(client, client_id, created.hint),
+        delete_old=lambda: delete_secret(client, client_id, old_hint),
+        cleanup_new=f"delete the unused new secret: qlikm2m oauth secrets delete {created.hint} "
+        f"{flag}",
+        cleanup_old=f"delete the old secret: qlikm2m oauth secrets delete {old_hint} {flag}",
+    )
+
+
+def rotate_key(
+    client: QlikClient,
+    client_id: str,
+    old_kid: str,
+    new_jwk: dict[str, Any],
+    *,
+    store: Callable[[], None],
+    prove: Callable[[], None],
+    was_stored: Callable[[], bool] | None = None,
+) -> Rotation:
+    """Replace the key pair whose public key is ``old_kid`` by the one of ``new_jwk``.
+
+    The same steps and guarantees as ``rotate_secret``: register the new public key (the old
+    one keeps working), ``prove()`` a token mints with the new private key, ``store()`` it, then
+    remove the old public key. A failure or an interrupt before the store removes the new public
+    key again. Raises RotationError (exit 5) or Interrupted (exit 130) with the report.
+    """
+    rotation = Rotation(client_id=client_id, old_hint=old_kid, kind="key")
+    kids = [k.get("kid") for k in public_keys(client, client_id)]
+    if old_kid not in kids:
+        raise UsageError(
+            f"The OAuth client {client_id} has no public key with kid {old_kid!r}.",
+            hint=f"Its keys: {', '.join(str(k) for k in kids) or 'none'}.",
+        )
+    new_kid = str(new_jwk["kid"])
+    try:
+        register_public_key(client, client_id, new_jwk)
+    except KeyboardInterrupt:
+        raise _interrupted_before_creation(rotation, "oauth keys ls") from None
+    rotation.new_hint = new_kid
+    flag = f"--client {client_id}"
+    return _run_rotation(
+        rotation,
+        prove=prove,
+        store=store,
+        was_stored=was_stored,
+        undo_new=lambda: remove_public_key(client, client_id, new_kid),
+        delete_old=lambda: remove_public_key(client, client_id, old_kid),
+        cleanup_new=f"remove the unused new key: qlikm2m oauth keys delete {new_kid} {flag}",
+        cleanup_old=f"remove the old key: qlikm2m oauth keys delete {old_kid} {flag}",
+    )
+
+
+def _run_rotation(
+    rotation: Rotation,
+    *,
+    prove: Callable[[], None],
+    store: Callable[[], None],
+    was_stored: Callable[[], bool] | None,
+    undo_new: Callable[[], None],
+    delete_old: Callable[[], None],
+    cleanup_new: str,
+    cleanup_old: str,
+) -> Rotation:
+    """Steps 2-4 of a rotation, the new credential created; see ``rotate_secret``."""
+    noun = rotation.noun
+    try:
+        for step, action in (("prove", prove), ("store", store)):
+            try:
+                action()
+            except (QlikM2MError, OSError) as error:
+                _undo(rotation, undo_new, cleanup_new)
+                raise _stopped(rotation, f"could not {step} the new {noun}", error) from error
+            setattr(rotation, "proved" if step == "prove" else "stored", True)
         try:
-            action(created)
-        except (QlikM2MError, OSError) as error:
-            _undo_new_secret(client, rotation, created)
-            raise _stopped(rotation, f"could not {step} the new secret", error) from error
-        setattr(rotation, "proved" if step == "prove" else "stored", True)
-    try:
-        delete_secret(client, client_id, old_hint)
-    except QlikM2MError as error:
-        rotation.remaining.append(
-            f"delete the old secret: qlikm2m oauth secrets delete {old_hint} --client {client_id}"
-        )
-        raise _stopped(rotation, "could not delete the old secret", error) from error
-    rotation.old_deleted = True
-    return rotation
+            delete_old()
+        except QlikM2MError as error:
+            rotation.remaining.append(cleanup_old)
+            raise _stopped(rotation, f"could not delete the old {noun}", error) from error
+        rotation.old_deleted = True
+        return rotation
+    except KeyboardInterrupt:
+        if not rotation.stored and was_stored is not None and was_stored():
+            rotation.stored = True
+        if rotation.stored:
+            if not rotation.old_deleted:
+                rotation.remaining.append(f"{cleanup_old} (if it is still listed)")
+        else:
+            _undo(rotation, undo_new, cleanup_new)
+        raise Interrupted(
+            f"{noun.capitalize()} rotation interrupted. {_what_works(rotation)} still works.",
+            hint="; ".join(rotation.remaining) or "Nothing is left to clean up; run it again.",
+            details={"rotation": rotation.as_dict()},
+        ) from None
 
 
-def _undo_new_secret(client: QlikClient, rotation: Rotation, created: CreatedSecret) -> None:
+def _interrupted_before_creation(rotation: Rotation, listing: str) -> Interrupted:
+    noun = rotation.noun
+    return Interrupted(
+        f"{noun.capitalize()} rotation interrupted. {_what_works(rotation)} still works.",
+        hint=f"A new {noun} may have been added to the client: `qlikm2m {listing} --client "
+        f"{rotation.client_id}` lists them; delete one that nothing uses.",
+        details={"rotation": rotation.as_dict()},
+    )
+
+
+def _undo(rotation: Rotation, undo_new: Callable[[], None], cleanup_new: str) -> None:
     try:
-        delete_secret(client, rotation.client_id, created.hint)
+        undo_new()
     except QlikM2MError:
-        rotation.remaining.append(
-            f"delete the unused new secret: qlikm2m oauth secrets delete {created.hint} "
-            f"--client {rotation.client_id}"
-        )
+        rotation.remaining.append(cleanup_new)
+
+
+def _what_works(rotation: Rotation) -> str:
+    if rotation.stored:
+        return f"The new {rotation.noun}"
+    what = "secret" if rotation.kind == "secret" else "key"
+    return f"The old {what} ({rotation.old_hint})"
 
 
 def _stopped(rotation: Rotation, what: str, error: QlikM2MError | OSError) -> RotationError:
     reason = error.message if isinstance(error, QlikM2MError) else str(error)
-    works = "the new secret" if rotation.stored else f"the old secret ({rotation.old_hint})"
+    kind = rotation.noun.capitalize()
     return RotationError(
-        f"Secret rotation stopped: {what}: {reason.rstrip('.')}. {works.capitalize()} still works.",
+        f"{kind} rotation stopped: {what}: {reason.rstrip('.')}. {_what_works(rotation)} still "
+        "works.",
         hint="; ".join(rotation.remaining) or "Nothing is left to clean up; run it again.",
         details={"rotation": rotation.as_dict()},
     )

@@ -292,8 +292,7 @@ def read_secret(
 
     ``adapter`` reuses a caller's keyring adapter (the store's, one backend load per run).
     """
-    kind = "client secret" if context.auth_type == "oauth" else "API key"
-    flag = "--client-secret-stdin" if context.auth_type == "oauth" else "--api-key-stdin"
+    kind, flag = _kind_and_flag(context)
     restore = f"Store it again with `qlikm2m context update {context.name} {flag}`."
     if context.secret_in_file:
         secret = _read_secret_file(secret_file_path(context.name, env), kind, context, restore)
@@ -307,7 +306,21 @@ def read_secret(
             )
         secret = found
     register_secret(secret)
+    if context.holds_private_key:
+        from qlikm2m.assertion import register_key_text
+
+        # Each line of a key is a secret too: a trace may show one line of it.
+        register_key_text(secret)
     return secret
+
+
+def _kind_and_flag(context: Context) -> tuple[str, str]:
+    """What the context stores, and the flag that stores it again."""
+    if context.holds_private_key:
+        return "private key", "--private-key-file FILE"
+    if context.auth_type == "oauth":
+        return "client secret", "--client-secret-stdin"
+    return "API key", "--api-key-stdin"
 
 
 def _read_secret_file(path: Path, kind: str, context: Context, restore: str) -> str:

@@ -422,6 +422,9 @@ class _Credentials:
     generation: str | None = None
     credential_type: CredentialType = "client_secret"
     passphrase: _LazySecret | None = None
+    # A stored context's own key id and algorithm (None: from the environment, or defaults).
+    key_id: Setting | None = None
+    key_alg: Setting | None = None
 
 
 def resolve_settings(
@@ -578,6 +581,13 @@ def resolve_settings(
 def _key_setting(env: Mapping[str, str], name: str, creds: _Credentials, default: str) -> Setting:
     if creds.credential_type != "private_key":
         return _UNSET
+    if creds.from_context:
+        # A stored key goes with the kid and alg it was stored with, as a stored secret goes with
+        # its client id: the environment's QLIK_KEY_* describe a key in the environment.
+        stored = creds.key_id if name == ENV_KEY_ID else creds.key_alg
+        return (
+            stored if stored is not None and stored.value else Setting(None, f"default: {default}")
+        )
     value = _env(env, name)
     return (
         Setting(value, f"env {name}") if value is not None else Setting(None, f"default: {default}")
@@ -686,9 +696,20 @@ def _env_private_key(env: Mapping[str, str]) -> tuple[str, str] | None:
         return text, f"env {ENV_PRIVATE_KEY}"
     if path is None:
         return None
-    from pathlib import Path
 
     source = f"env {ENV_PRIVATE_KEY_FILE}"
+    pem = read_private_key_file(
+        path, source, hint=f"Point {ENV_PRIVATE_KEY_FILE} at a PEM file this user can read."
+    )
+    return pem, source
+
+
+def read_private_key_file(path: str, source: str, *, hint: str) -> str:
+    """The PEM text of the private key file at ``path`` (at most 64 KiB of ASCII), registered
+    for redaction. ``source`` names where the path came from, for messages. ConfigError (exit 3)
+    when it cannot be read, is too large or is not text."""
+    from pathlib import Path
+
     shown = repr(path) if path.isprintable() else _shown(path)  # a path is not secret: in full
     try:
         with Path(path).expanduser().open("rb") as handle:
@@ -696,7 +717,7 @@ def _env_private_key(env: Mapping[str, str]) -> tuple[str, str] | None:
     except OSError as error:
         raise ConfigError(
             f"The private key file {shown} ({source}) cannot be read: {error.strerror or error}.",
-            hint=f"Point {ENV_PRIVATE_KEY_FILE} at a PEM file this user can read.",
+            hint=hint,
         ) from None
     if len(raw) > MAX_KEY_FILE:
         raise ConfigError(f"The private key file {shown} ({source}) is too large.")
@@ -710,7 +731,7 @@ def _env_private_key(env: Mapping[str, str]) -> tuple[str, str] | None:
     from qlikm2m.assertion import register_key_text
 
     register_key_text(pem)
-    return pem, source
+    return pem
 
 
 def _private_key_credentials(
@@ -768,6 +789,7 @@ def _context_credentials(context: Context, runtime: Runtime, label: str) -> _Cre
     if kind == "oauth" and not context.client_id:
         raise ConfigError(f"The {label} has no client id.", hint="Fix it with `qlikm2m context`.")
     storage = "secret file" if context.secret_storage == "file" else "keyring"  # noqa: S105
+    holds_key = kind == "oauth" and context.holds_private_key
     generation = context.credential_generation
     if generation is None and kind == "oauth":
         # A context from before schema 2: give it a generation once, so that its tokens can be
@@ -782,6 +804,9 @@ def _context_credentials(context: Context, runtime: Runtime, label: str) -> _Cre
         secret_source=f"{label} ({storage})",
         from_context=True,
         generation=generation,
+        credential_type="private_key" if holds_key else "client_secret",
+        key_id=Setting(context.key_id, label) if holds_key and context.key_id else None,
+        key_alg=Setting(context.key_alg, label) if holds_key and context.key_alg else None,
     )
 
 
@@ -885,13 +910,24 @@ def explicit_settings(
     scope: str | None = None,
     ca_bundle: str | None = None,
     source: str = "init",
+    credential_type: CredentialType = "client_secret",
+    key_id: str | None = None,
+    key_alg: str | None = None,
 ) -> ResolvedSettings:
-    """Settings given as a whole, e.g. by ``context init`` to test credentials before saving."""
+    """Settings given as a whole, e.g. by ``context init`` to test credentials before saving.
+
+    With ``credential_type="private_key"`` the secret is an unencrypted PEM private key that
+    signs the token requests under ``key_id``/``key_alg`` (defaults: its thumbprint, its type's).
+    """
     if auth_type not in ("oauth", "apikey"):
         raise ConfigError(f"Unknown auth type {auth_type!r}; expected oauth or apikey.")
     if auth_type == "oauth" and not client_id:
         raise ConfigError("OAuth credentials need a client id.")
     register_secret(secret)
+    if credential_type == "private_key":
+        from qlikm2m.assertion import register_key_text
+
+        register_key_text(secret)
     value = secret
     ca = Setting(None, "unset")
     if ca_bundle:
@@ -914,4 +950,7 @@ def explicit_settings(
         max_retries=Setting(str(DEFAULT_MAX_RETRIES), "default"),
         secret_source=source,
         _secret=_LazySecret(lambda: value, at_hand=True),
+        credential_type=credential_type if auth_type == "oauth" else "client_secret",
+        key_id=Setting(key_id, source) if key_id else _UNSET,
+        key_alg=Setting(key_alg, source) if key_alg else _UNSET,
     )

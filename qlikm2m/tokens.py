@@ -424,6 +424,12 @@ class TokenManager:
             return self._remember(token)
         if not self.use_cache:
             return self._remember(self._mint())
+        held = self.last
+        if held is not None and held.origin in ("cache", "minted") and held.is_fresh(self.clock()):
+            # A token this run holds stays in use even when its cache file is dropped meanwhile
+            # (a rotation just stored the context's new credential): minting again would only
+            # waste a token. Handed out as "cache", so a 401 on it still re-mints once.
+            return Token(held.value, "cache", held.expires_at, held.scope)
         cached = self._fresh_cached(avoid=None)
         if cached is not None:
             return self._remember(cached)

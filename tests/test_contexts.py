@@ -130,6 +130,16 @@ def test_hand_written_file_with_defaults_loads(env: dict[str, str]) -> None:
         ('current = "b"\n[contexts.a]\nserver = "https://a"\nclient_id = "i"\n', 1, "'b'"),
         ("surprise = 1\n", 1, "unknown top-level key"),
         ('[contexts."bad name"]\nserver = "https://a"\n', 1, "invalid context name"),
+        (
+            '[contexts.a]\nserver = "https://a"\nclient_id = "i"\ncredential_type = "mtls"\n',
+            4,
+            "credential_type",
+        ),
+        (
+            '[contexts.a]\nserver = "https://a"\nclient_id = "i"\nprivate_key = "x"\n',
+            4,
+            "secrets do not belong",
+        ),
     ],
 )
 def test_broken_file_names_file_line_problem_and_is_left_alone(
@@ -250,3 +260,45 @@ def test_the_credential_generation_round_trips(env: dict[str, str]) -> None:
     bound = replace(PROD, credential_generation=new_generation())
     update_contexts(env, lambda f: f.with_context(bound))
     assert load_contexts(env).contexts["prod"] == bound
+
+
+KEYED = Context(
+    name="keybot",
+    server="https://tenant.eu.qlikcloud.com",
+    auth_type="oauth",
+    client_id="client-k",
+    credential_type="private_key",
+    key_id="ci-2026",
+    key_alg="RS512",
+)
+
+
+def test_a_context_holding_a_key_round_trips_as_schema_3(env: dict[str, str]) -> None:
+    update_contexts(env, lambda f: f.with_context(PROD).with_context(KEYED))
+    text = contexts_path(env).read_text()
+    loaded = load_contexts(env)
+
+    assert loaded.contexts["keybot"] == KEYED
+    assert loaded.contexts["keybot"].holds_private_key
+    assert not loaded.contexts["prod"].holds_private_key
+    assert "schema_version = 3" in text
+    assert 'credential_type = "private_key"' in text
+    assert 'key_id = "ci-2026"' in text
+    # Without a key context the file is written as version 2 again: older versions read it.
+    update_contexts(env, lambda f: f.without("keybot"))
+    assert "schema_version = 2" in contexts_path(env).read_text()
+
+
+def test_key_settings_of_a_context_without_a_key_are_ignored(env: dict[str, str]) -> None:
+    write_raw(
+        env,
+        '[contexts.a]\nserver = "https://a"\nauth_type = "apikey"\n'
+        'credential_type = "private_key"\nkey_id = "k"\n',
+    )
+    context = load_contexts(env).contexts["a"]
+
+    assert (context.credential_type, context.key_id, context.holds_private_key) == (
+        None,
+        None,
+        False,
+    )

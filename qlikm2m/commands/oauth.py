@@ -5,15 +5,19 @@ Thin: parsing and output here, the work in qlikm2m.oauth_clients and qlikm2m.ass
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qlikm2m.commands.context.options import StorageChoice
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 if TYPE_CHECKING:
+    from qlikm2m.assertion import SigningKey
     from qlikm2m.client import QlikClient
+    from qlikm2m.credstore import CredentialStore
     from qlikm2m.oauth_clients import CreatedSecret
     from qlikm2m.runtime import Runtime
 
@@ -36,10 +40,104 @@ def _target(client: QlikClient, given: str | None) -> str:
     return chosen
 
 
+class _StoredContext:
+    """The stored context a rotation (or a new key) is written to, through the credential store:
+    one transaction, a new credential generation, the old tokens dropped."""
+
+    def __init__(self, runtime: Runtime, name: str) -> None:
+        from qlikm2m.credstore import CredentialStore
+
+        self.store: CredentialStore = CredentialStore(runtime.env, interactive=runtime.can_prompt)
+        self.name = name
+        self.generation = self.store.load().get(name).credential_generation
+
+    def put(self, secret: str, **changes: Any) -> None:
+        from dataclasses import replace
+
+        context = self.store.load().get(self.name)
+        self.store.update(self.name, replace(context, **changes), secret)
+
+    def changed(self) -> bool:
+        """Whether a new credential was committed (asked after an interrupt: the store's
+        transaction either committed or rolled back, and a commit renews the generation)."""
+        from qlikm2m.errors import QlikM2MError
+
+        try:
+            return self.store.load().get(self.name).credential_generation != self.generation
+        except QlikM2MError:
+            return False
+
+
 def _emit(runtime: Runtime, data: Any) -> None:
     from qlikm2m.output import Output
 
     Output(runtime).emit(data)
+
+
+def _check_new_key_context(runtime: Runtime, name: str, force: bool) -> None:
+    """Before a key is made for context ``name``: a valid name, and an existing context only
+    with ``force``."""
+    from qlikm2m.contexts import load_contexts, validate_name
+    from qlikm2m.errors import UsageError
+
+    validate_name(name)
+    if name in load_contexts(runtime.env).contexts and not force:
+        raise UsageError(
+            f"A context named {name!r} already exists; no key was made.",
+            hint=f"Rotate its key with `qlikm2m oauth keys rotate -c {name}`, or pass --force "
+            "to replace its credential with the new key.",
+        )
+
+
+def _save_key_to_context(
+    runtime: Runtime,
+    tenant: TenantFlags,
+    name: str,
+    key: SigningKey,
+    register_on: str | None,
+    storage: str,
+) -> None:
+    """Store ``key`` in context ``name`` through the credential store: a new context for the
+    tenant and client at hand, or an existing one (checked by ``_check_new_key_context``)
+    whose credential it replaces."""
+    from qlikm2m.contexts import Context
+    from qlikm2m.credstore import CredentialStore
+    from qlikm2m.errors import UsageError
+    from qlikm2m.settings import normalize_server_url
+
+    store = CredentialStore(runtime.env, interactive=runtime.can_prompt)
+    existing = store.load().contexts.get(name)
+    if existing is not None:
+        _StoredContext(runtime, name).put(
+            key.private_pem(), credential_type="private_key", key_id=key.kid, key_alg=key.alg
+        )
+        return
+    server, client_id = tenant.server, register_on or tenant.client_id
+    ca_bundle = tenant.ca_bundle or runtime.env.get("QLIK_CA_BUNDLE") or None
+    if server is None or client_id is None:
+        settings = tenant.settings(runtime)
+        server = server or settings.server_url
+        client_id = client_id or settings.client_id.value
+        ca_bundle = ca_bundle or settings.ca_bundle.value
+    if not client_id:
+        raise UsageError(
+            "Which OAuth client is the key for?",
+            hint="Pass --register CLIENT_ID (or --client-id ID with --server URL).",
+        )
+    from pathlib import Path
+
+    context = Context(
+        name=name,
+        server=normalize_server_url(server),
+        auth_type="oauth",
+        client_id=client_id,
+        ca_bundle=str(Path(ca_bundle).expanduser().resolve()) if ca_bundle else None,
+        secret_storage="file" if storage == "file" else "keyring",
+        credential_type="private_key",
+        key_id=key.kid,
+        key_alg=key.alg,
+    )
+    store.save(context, key.private_pem(), make_current=False, replace_existing=False)
 
 
 def register(root: typer.Typer) -> None:
@@ -57,15 +155,36 @@ def register(root: typer.Typer) -> None:
         ctx: typer.Context,
         tenant: TenantFlags,
         out_private: Annotated[
-            Path,
+            Path | None,
             typer.Option(
                 "--out-private",
                 metavar="FILE",
-                help="Write the private key here (PEM, PKCS#8, mode 0600). Required: the key "
-                "exists nowhere else.",
+                help="Write the private key here (PEM, PKCS#8, mode 0600).",
                 show_default=False,
             ),
-        ],
+        ] = None,
+        save_to_context: Annotated[
+            str | None,
+            typer.Option(
+                "--save-to-context",
+                "--context-name",
+                metavar="NAME",
+                help="Store the private key in this context (the OS keyring, or the 0600 file "
+                "with --secret-storage file): created for the tenant and client of the "
+                "credentials in use (or --server and --client-id), or with --force replacing "
+                "the credential of an existing one.",
+                show_default=False,
+            ),
+        ] = None,
+        secret_storage: Annotated[
+            StorageChoice | None,
+            typer.Option(
+                "--secret-storage",
+                help="Where --save-to-context keeps a new context's key: keyring (default) or "
+                "file (0600, opt-in).",
+                show_default=False,
+            ),
+        ] = None,
         alg: Annotated[
             str,
             typer.Option(
@@ -96,17 +215,43 @@ def register(root: typer.Typer) -> None:
         ] = None,
         force: ForceOption = False,
     ) -> None:
-        """Make a key pair and print its public JWK (register it on the OAuth client)."""
+        """Make a key pair and print its public JWK (register it on the OAuth client).
+
+        The private key goes only where asked: --out-private FILE and/or --save-to-context NAME.
+        """
         from qlikm2m.assertion import generate_key
+        from qlikm2m.errors import UsageError
         from qlikm2m.oauth_clients import register_public_key, write_private_file
 
         runtime = runtime_of(ctx)
+        if out_private is None and save_to_context is None:
+            raise UsageError(
+                "Say where the private key goes: --out-private FILE or --save-to-context NAME.",
+                hint="The key exists nowhere else: it is never printed.",
+            )
+        if out_private is not None and out_private.expanduser().exists() and not force:
+            # Refused (UsageError) before a key is made or anything is sent.
+            write_private_file(out_private, "", what="private key", overwrite=False)
+        if save_to_context is not None:
+            _check_new_key_context(runtime, save_to_context, force)
         key = generate_key(alg.upper(), bits=bits, kid=kid)
-        # Saved before it is registered: a registered key always has its private half somewhere.
-        write_private_file(out_private, key.private_pem(), what="private key", overwrite=force)
         jwk = key.public_jwk()
-        if register_on:
-            with tenant.client(runtime) as client:
+        storage = secret_storage.value if secret_storage else "keyring"
+        with contextlib.ExitStack() as held:
+            client = held.enter_context(tenant.client(runtime)) if register_on else None
+            if client is not None:
+                # The token for registering is taken now: the credentials may be the very
+                # context the new key is about to replace.
+                client.tokens.token()
+            # Saved before it is registered: a registered key always has its private half
+            # somewhere.
+            if out_private is not None:
+                write_private_file(
+                    out_private, key.private_pem(), what="private key", overwrite=force
+                )
+            if save_to_context is not None:
+                _save_key_to_context(runtime, tenant, save_to_context, key, register_on, storage)
+            if client is not None and register_on:
                 register_public_key(client, register_on, jwk)
         _emit(runtime, jwk)
 
@@ -119,6 +264,124 @@ def register(root: typer.Typer) -> None:
         runtime = runtime_of(ctx)
         with tenant.client(runtime) as client:
             _emit(runtime, public_keys(client, _target(client, oauth_client)))
+
+    @keys.command("delete")
+    @tenant_command
+    def keys_delete(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        kid: Annotated[
+            str, typer.Argument(metavar="KID", help="The kid of the public key to remove.")
+        ],
+        oauth_client: ClientOption = None,
+    ) -> None:
+        """Remove one public key from the OAuth client by its kid (the others stay)."""
+        from qlikm2m.oauth_clients import remove_public_key
+
+        runtime = runtime_of(ctx)
+        with tenant.client(runtime) as client:
+            target = _target(client, oauth_client)
+            remove_public_key(client, target, kid)
+            _emit(runtime, {"clientId": target, "deleted": kid})
+
+    @keys.command("rotate")
+    @tenant_command
+    def keys_rotate(
+        ctx: typer.Context,
+        tenant: TenantFlags,
+        alg: Annotated[
+            str | None,
+            typer.Option(
+                "--alg",
+                metavar="ALG",
+                help="ES384, RS256 or RS512 (default: the current key's).",
+                show_default=False,
+            ),
+        ] = None,
+        bits: Annotated[
+            int, typer.Option("--bits", metavar="BITS", help="RSA key size (at least 2048).")
+        ] = 3072,
+        kid: Annotated[
+            str | None,
+            typer.Option(
+                "--kid",
+                metavar="KID",
+                help="Key id of the new key (default: its RFC 7638 thumbprint).",
+                show_default=False,
+            ),
+        ] = None,
+        out_private: Annotated[
+            Path | None,
+            typer.Option(
+                "--out-private",
+                metavar="FILE",
+                help="For a key from the environment: write the new private key here (0600).",
+                show_default=False,
+            ),
+        ] = None,
+        force: ForceOption = False,
+    ) -> None:
+        """Rotate the key pair the credentials sign with, without downtime.
+
+        Makes a new key pair, registers its public key on the OAuth client, proves a token
+        mints with it, stores it (in the stored context: -c NAME or the current one; or in
+        --out-private FILE for a key from the environment), then removes the old public key.
+        """
+        from qlikm2m.assertion import generate_key
+        from qlikm2m.errors import UsageError
+        from qlikm2m.oauth_clients import prove_key, rotate_key, write_private_file
+
+        runtime = runtime_of(ctx)
+        with tenant.client(runtime) as client:
+            settings = client.settings
+            if not settings.uses_private_key:
+                raise UsageError(
+                    "These credentials sign in with a client secret, not a private key.",
+                    hint="Rotate a secret with `qlikm2m oauth secrets rotate`; pick a context "
+                    "that holds a key with -c NAME.",
+                )
+            stored = settings.stored_context
+            context = _StoredContext(runtime, stored) if stored else None
+            if context is None and out_private is None:
+                raise UsageError(
+                    "Say where the new private key goes: --out-private FILE.",
+                    hint="The key in use comes from the environment; a stored context (-c NAME) "
+                    "keeps its new key itself.",
+                )
+            if out_private is not None and out_private.expanduser().exists() and not force:
+                raise UsageError(
+                    f"{out_private} already exists.", hint="Pass --force to replace it."
+                )
+            current = settings.signing_key()
+            target = settings.client_id.value or ""
+            new = generate_key((alg or current.alg).upper(), bits=bits, kid=kid)
+            pem = new.private_pem()
+
+            def store() -> None:
+                if out_private is not None:
+                    write_private_file(out_private, pem, what="private key", overwrite=True)
+                if context is not None:
+                    context.put(pem, credential_type="private_key", key_id=new.kid, key_alg=new.alg)
+
+            def prove() -> None:
+                prove_key(client, target, pem, new.kid, new.alg)
+
+            rotation = rotate_key(
+                client,
+                target,
+                current.kid,
+                new.public_jwk(),
+                store=store,
+                prove=prove,
+                was_stored=context.changed if context is not None else None,
+            )
+        report = rotation.as_dict()
+        report["publicKey"] = new.public_jwk()
+        if context is not None:
+            report["context"] = context.name
+        if out_private is not None:
+            report["privateKeyFile"] = str(out_private.expanduser())
+        _emit(runtime, report)
 
     @secrets.command("ls")
     @tenant_command
@@ -187,7 +450,9 @@ def register(root: typer.Typer) -> None:
     ) -> None:
         """Rotate a client secret without downtime: create, prove, keep, delete the old one.
 
-        The new secret goes only where asked: --out-secret FILE or --print-secret.
+        With a stored context's secret (-c NAME, or the current context), the new secret goes
+        into that context (its keyring entry or secret file, a new credential generation).
+        Otherwise it goes only where asked: --out-secret FILE or --print-secret.
         """
         from qlikm2m.errors import UsageError
         from qlikm2m.oauth_clients import (
@@ -199,41 +464,63 @@ def register(root: typer.Typer) -> None:
             write_private_file,
         )
 
-        if (out_secret is None) == (not print_secret):
-            raise UsageError(
-                "Say where the new secret goes: --out-secret FILE or --print-secret (one).",
-                hint="It is never printed unless asked: terminals and CI logs keep what they show.",
-            )
+        if out_secret is not None and print_secret:
+            raise UsageError("Say where the new secret goes: --out-secret FILE or --print-secret.")
         if out_secret is not None and out_secret.expanduser().exists() and not force:
             raise UsageError(f"{out_secret} already exists.", hint="Pass --force to replace it.")
         runtime = runtime_of(ctx)
         kept: dict[str, str] = {}
-
-        def store(created: CreatedSecret) -> None:
-            if out_secret is not None:
-                text = created.value + "\n"
-                write_private_file(out_secret, text, what="new secret", overwrite=True)
-            kept["clientSecret"] = created.value
-
         with tenant.client(runtime) as client:
             target = _target(client, oauth_client)
             settings = client.settings
-            in_use = (
-                settings.secret()
-                if settings.kind == "oauth"
+            own = (
+                settings.kind == "oauth"
                 and not settings.uses_private_key
                 and settings.client_id.value == target
-                and settings.secret_at_hand
+            )
+            # The stored context whose secret is the one replaced: it must get the new one, or
+            # the rotation would leave it with a deleted secret.
+            context = (
+                _StoredContext(runtime, settings.stored_context)
+                if own and settings.stored_context
                 else None
             )
+            if context is None and out_secret is None and not print_secret:
+                raise UsageError(
+                    "Say where the new secret goes: --out-secret FILE or --print-secret (one).",
+                    hint="It is never printed unless asked: terminals and CI logs keep what "
+                    "they show. A stored context (-c NAME) keeps it itself.",
+                )
+            in_use = settings.secret() if own and (settings.secret_at_hand or context) else None
             hints = [s["hint"] for s in secret_hints(client, target)]
             chosen = choose_old_hint(hints, in_use, old_hint, target)
+
+            def store(created: CreatedSecret) -> None:
+                if out_secret is not None:
+                    text = created.value + "\n"
+                    write_private_file(out_secret, text, what="new secret", overwrite=True)
+                if context is not None:
+                    context.put(created.value)
+                kept["clientSecret"] = created.value
+
+            def was_stored(created: CreatedSecret) -> bool:
+                if context is not None:
+                    return context.changed()
+                try:
+                    return (
+                        out_secret is not None
+                        and out_secret.expanduser().read_text().strip() == created.value
+                    )
+                except OSError:
+                    return False
 
             def prove(created: CreatedSecret) -> None:
                 prove_secret(client, target, created.value)
 
             try:
-                rotation = rotate_secret(client, target, chosen, store=store, prove=prove)
+                rotation = rotate_secret(
+                    client, target, chosen, store=store, prove=prove, was_stored=was_stored
+                )
             except RotationError as error:
                 if print_secret and error.details["rotation"]["stored"]:
                     _emit(
@@ -241,6 +528,8 @@ def register(root: typer.Typer) -> None:
                     )
                 raise
         report = rotation.as_dict()
+        if context is not None:
+            report["context"] = context.name
         if print_secret:
             report["clientSecret"] = kept["clientSecret"]
         elif out_secret is not None:

@@ -410,3 +410,98 @@ def test_no_private_key_assertion_or_new_secret_leaks_from_the_key_commands(
         tokens=issued_tokens(sandbox),
         folders=[key_env["QLIKM2M_CONFIG_DIR"], key_env["QLIKM2M_CACHE_DIR"]],
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_no_private_key_leaks_from_key_contexts_and_their_rotation(
+    make_sandbox: Any, cli_env: dict[str, str], run_qlikm2m: Any, tmp_path: Path
+) -> None:
+    """The workstation path of private keys: contexts that hold a key, created from a file, from
+    stdin and encrypted, used, shown, checked, updated, rotated and removed, on success and
+    failure. The key is only ever in its 0600 secret file."""
+    from keys_support import key_pair
+
+    from qlikm2m.assertion import load_private_key
+    from qlikm2m.secretstore import secret_file_path
+
+    sandbox: Sandbox = make_sandbox()
+    es, rs = key_pair("ES384", "ctx-es", fresh=True), key_pair("RS512", "ctx-rs")
+    sandbox.add_public_key(es.public_jwk)
+    sandbox.add_public_key(rs.public_jwk)
+    stranger = key_pair("ES384", "ctx-es", fresh=True)
+    weak = key_pair("RS256", bits=1024, fresh=True)
+    passphrase = "a-context-key-passphrase-0123456789"
+    encrypted = es.pem(password=passphrase.encode())
+    given = tmp_path / "given"
+    given.mkdir()
+    (given / "es.pem").write_text(es.pem("traditional"))
+    (given / "enc.pem").write_text(encrypted)
+    (given / "stranger.pem").write_text(stranger.pem())
+    (given / "weak.pem").write_text(weak.pem())
+    env = {key: value for key, value in cli_env.items() if not key.startswith("QLIK_")}
+    env.update(KEY_PASS=passphrase, ABUSE_SECRET=sandbox.client_secret, QLIKM2M_MAX_RETRIES="0")
+    script = Script(run_qlikm2m, env)
+    ca = sandbox.ca_bundle or ""
+
+    def create(name: str, *extra: str) -> list[str]:
+        return ["-v", "context", "create", name, "--server", sandbox.url, "--oauth-client-id",
+                sandbox.client_id, "--ca-bundle", ca, "--secret-storage", "file", *extra]  # fmt: skip
+
+    # Success paths.
+    script(*create("es", "--private-key-file", str(given / "es.pem"), "--key-id", "ctx-es",
+                   "--use"))  # fmt: skip
+    script("-vv", "-o", "json", *create("rs", "--private-key-stdin", "--key-id", "ctx-rs",
+                                        "--key-alg", "RS512"), input=rs.pem())  # fmt: skip
+    script(*create("enc", "--private-key-file", str(given / "enc.pem"), "--key-id", "ctx-es",
+                   "--private-key-passphrase-env", "KEY_PASS", "--no-verify"))  # fmt: skip
+    script(*create("sec", "--client-secret-env", "ABUSE_SECRET"))
+    script("-vv", "user", "me")
+    script("-vv", "--context", "rs", "tenant", "me", "--no-token-cache")
+    script("-v", "--context", "enc", "api", "v1/items")
+    script("-vv", "-o", "yaml", "auth", "status")
+    script("-v", "context", "get", "rs")
+    script("-v", "-o", "json", "context", "ls")
+    script("-v", "doctor")
+    script("-v", "auth", "token", shows_token=True)
+    script("-v", "context", "update", "enc", "--key-id", "ctx-es")
+    script("-vv", "oauth", "keys", "rotate", "--context", "rs", "--bits", "2048")
+    script("-vv", "oauth", "keys", "rotate")
+    script("-vv", "oauth", "secrets", "rotate", "--context", "sec")
+    script("-vv", "--context", "sec", "oauth", "keys", "generate", "--save-to-context", "made",
+           "--secret-storage", "file", "--register", sandbox.client_id)  # fmt: skip
+    script("-v", "--context", "made", "tenant", "me")
+    script("-v", "context", "rename", "made", "renamed")
+
+    # Failure paths.
+    script(*create("bad", "--private-key-file", str(given / "stranger.pem"), "--key-id",
+                   "ctx-es"), code=4)  # fmt: skip
+    script("-vv", "-o", "json", *create("bad", "--private-key-file", str(given / "weak.pem")),
+           code=3)  # fmt: skip
+    script(*create("bad", "--private-key-file", str(given / "enc.pem")), code=3)
+    script(*create("bad", "--private-key-stdin"), code=3, input=es.pem()[:300])
+    script("-v", "context", "update", "es", "--private-key-file", str(given / "stranger.pem"),
+           code=4)  # fmt: skip
+    secret_file_path("enc", env).write_text(stranger.pem())
+    script("-vv", "--context", "enc", "tenant", "me", "--no-token-cache", code=4)
+    script("-v", "--context", "enc", "doctor", code=None)
+    script("-v", "context", "rm", "enc")
+
+    stored = [secret_file_path(name, env).read_text() for name in ("es", "rs", "renamed")]
+    rotated_secret = secret_file_path("sec", env).read_text().strip()
+    pems = [es.pem(), es.pem("traditional"), rs.pem(), encrypted, stranger.pem(), weak.pem(),
+            *stored]  # fmt: skip
+    jwks = [es.public_jwk, rs.public_jwk, stranger.public_jwk, weak.public_jwk,
+            *(load_private_key(pem, source="test").public_jwk() for pem in stored)]  # fmt: skip
+    jwt_shape = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+    for run in script.runs:
+        assert not jwt_shape.search(run.result.stdout + run.result.stderr), run.args
+    traced = [run for run in script.runs if "POST " in run.result.stderr]
+    assert len(traced) > 5
+    assert_no_leak(
+        script,
+        secrets=[*pems, passphrase, sandbox.client_secret, rotated_secret,
+                 *_key_lines(pems, jwks)],
+        tokens=issued_tokens(sandbox),
+        folders=[env["QLIKM2M_CONFIG_DIR"], env["QLIKM2M_CACHE_DIR"]],
+        secret_files_allowed=True,
+    )  # fmt: skip

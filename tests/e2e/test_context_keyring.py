@@ -116,7 +116,7 @@ def test_init_puts_the_secret_in_the_keyring_and_in_no_file(
     child.logfile_read = io.StringIO()
     child.expect_exact("Enter tenant url:")
     child.sendline(sandbox.url)
-    child.expect_exact("A/O? (API key or OAuth client) [O]:")
+    child.expect_exact("A/O/K? (API key, OAuth client secret, or private Key) [O]:")
     child.sendline("")
     child.expect_exact("Client ID:")
     child.sendline(sandbox.client_id)
@@ -175,6 +175,52 @@ def test_update_replaces_the_keyring_entry(keyring_env: dict[str, str], names: l
     )  # fmt: skip
     assert updated.returncode == 0, updated.stderr
     assert secret_service().get_password(SERVICE, name) == "second-0123456789"
+
+
+@pytest.mark.keyring
+@needs_secret_service
+def test_a_private_key_goes_into_the_keyring_mints_and_rotates(
+    keyring_env: dict[str, str],
+    sandbox: Any,
+    names: list[str],
+    isolated_dirs: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    from keys_support import key_pair
+
+    name = fresh(names, "key")
+    pair = key_pair("ES384", "keyring-es")
+    sandbox.add_public_key(pair.public_jwk)
+    key_file = tmp_path / "bot.pem"
+    key_file.write_text(pair.pem())
+    env = {k: v for k, v in keyring_env.items() if not k.startswith("QLIK_")}
+
+    created = qlikm2m(
+        "context", "create", name, "--server", sandbox.url, "--oauth-client-id",
+        sandbox.client_id, "--ca-bundle", sandbox.ca_bundle, "--private-key-file",
+        str(key_file), "--key-id", pair.kid, "--use", env=env,
+    )  # fmt: skip
+    used = qlikm2m("tenant", "me", env=env)
+    again = qlikm2m("user", "me", env=env)
+    rotated = qlikm2m("oauth", "keys", "rotate", "-c", name, env=env)
+    after = qlikm2m("tenant", "me", "--no-token-cache", env=env)
+
+    for result in (created, used, again, rotated, after):
+        assert result.returncode == 0, result.stderr
+    assert sandbox.count("POST /oauth/token") == 4  # verify, use (cached for again), proof, after
+    stored = secret_service().get_password(SERVICE, name)
+    assert stored is not None
+    assert "PRIVATE KEY" in stored
+    assert stored.strip() != pair.pem().strip()  # the rotated key
+    for secret in (pair.pem(), stored):
+        lines = [line for line in secret.splitlines() if "-----" not in line and len(line) >= 16]
+        for line in lines:
+            assert files_holding(line, isolated_dirs) == []
+            for result in (created, used, again, rotated, after):
+                assert line not in result.stdout + result.stderr
+    removed = qlikm2m("context", "rm", name, env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert secret_service().get_password(SERVICE, name) is None
 
 
 @pytest.mark.keyring

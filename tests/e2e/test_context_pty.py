@@ -83,7 +83,7 @@ def transcript(child: pexpect.spawn) -> str:
 
 
 # qlik-cli's question, with the default shown after it.
-AO = "A/O? (API key or OAuth client) [O]:"
+AO = "A/O/K? (API key, OAuth client secret, or private Key) [O]:"
 
 
 def host_port(sandbox: Any) -> str:
@@ -135,6 +135,48 @@ def test_init_happy_path_in_a_terminal(
     assert sandbox.client_id in transcript(child)
     assert sandbox.client_secret not in transcript(child)
     assert sandbox.count("POST /oauth/token") == 1
+
+
+def test_init_private_key_dialogue(
+    spawn: Spawn, sandbox: Any, isolated_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    from keys_support import key_pair
+
+    from qlikm2m.assertion import thumbprint
+
+    pair = key_pair("ES384")
+    sandbox.add_public_key({**pair.public_jwk, "kid": thumbprint(pair.public_jwk)})
+    passphrase = "pty-key-passphrase-0123456789"
+    key_file = tmp_path / "bot.pem"
+    key_file.write_text(pair.pem(password=passphrase.encode()))
+    child = spawn("context", "init", "bot", "--ca-bundle", sandbox.ca_bundle, "--secret-storage",
+                  "file")  # fmt: skip
+    child.expect_exact("Enter tenant url:")
+    child.sendline(sandbox.url)
+    child.expect_exact(AO)
+    child.sendline("k")
+    child.expect_exact("Client ID:")
+    child.sendline(sandbox.client_id)
+    child.expect_exact("Private key file:")
+    child.sendline(str(tmp_path / "missing.pem"))  # a typo: asked again
+    child.expect_exact("Private key file:")
+    child.sendline(str(key_file))
+    child.expect_exact("Passphrase of the private key:")
+    child.sendline(passphrase)
+    child.expect_exact("Authenticated as Sandbox M2M client")
+    code, rest = finish(child)
+    assert code == 0, rest
+    assert "its private key is in the file" in rest
+    env = dict(os.environ)
+    context = load_contexts(env).contexts["bot"]
+    assert (context.credential_type, context.key_alg) == ("private_key", "ES384")
+    assert context.key_id == thumbprint(pair.public_jwk)
+    stored = secret_file_path("bot", env).read_text()
+    assert "PRIVATE KEY" in stored
+    assert "ENCRYPTED" not in stored
+    assert passphrase not in transcript(child)
+    for line in pair.pem().splitlines()[1:-1]:
+        assert line not in transcript(child)
 
 
 def test_init_api_key_dialogue(spawn: Spawn, sandbox: Any) -> None:
@@ -228,7 +270,7 @@ def test_after_a_wrong_secret_only_the_secret_is_asked_again(
     code, rest = finish(child)
     assert code == 0, rest
     assert transcript(child).count("Enter tenant url:") == 1
-    assert transcript(child).count("A/O?") == 1
+    assert transcript(child).count("A/O/K?") == 1
     name = host_port(sandbox)
     assert load_contexts(dict(os.environ)).contexts[name].client_id == sandbox.client_id
 
@@ -257,7 +299,7 @@ def test_an_unreachable_url_is_asked_again_and_nothing_else(
     assert code == 0, rest
     shown = transcript(child)
     assert shown.count("Client Secret:") == 1
-    assert shown.count("A/O?") == 1
+    assert shown.count("A/O/K?") == 1
     assert load_contexts(dict(os.environ)).contexts[host_port(sandbox)].server == sandbox.url
 
 
@@ -297,17 +339,17 @@ def test_declining_the_file_store_is_exit_7_before_any_question(
     assert nothing_saved(isolated_dirs)
 
 
-@pytest.mark.parametrize("at", ["Enter tenant url:", "A/O?", "Client ID:", "Client Secret:"])
+@pytest.mark.parametrize("at", ["Enter tenant url:", "A/O/K?", "Client ID:", "Client Secret:"])
 def test_ctrl_c_at_a_prompt_is_exit_130_and_saves_nothing(
     spawn: Spawn, sandbox: Any, isolated_dirs: dict[str, Path], at: str
 ) -> None:
     child = spawn("context", "init", "--ca-bundle", sandbox.ca_bundle, "--secret-storage", "file")
     answers = {
         "Enter tenant url:": sandbox.url,
-        "A/O?": "O",
+        "A/O/K?": "O",
         "Client ID:": sandbox.client_id,
     }
-    for prompt in ("Enter tenant url:", "A/O?", "Client ID:", "Client Secret:"):
+    for prompt in ("Enter tenant url:", "A/O/K?", "Client ID:", "Client Secret:"):
         child.expect_exact(prompt)
         if prompt == at:
             child.sendintr()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,27 +11,43 @@ from qlikm2m.commands.context.options import (
     ApiKeyEnvOpt,
     ApiKeyStdinOpt,
     ArgvApiKeyOpt,
+    ArgvKeyOpt,
+    ArgvPassphraseOpt,
     ArgvSecretOpt,
     AuthTypeOpt,
     CaBundleOpt,
     ClientIdOpt,
     CommentOpt,
     ForceOpt,
+    KeyAlgOpt,
+    KeyFileOpt,
+    KeyIdOpt,
+    KeyStdinOpt,
     NoInputOpt,
+    PassphraseEnvOpt,
     ScopeOpt,
     SecretEnvOpt,
     SecretStdinOpt,
     ServerOpt,
     StorageOpt,
+    refuse_argv_key,
     refuse_argv_secret,
 )
-from qlikm2m.commands.context.prompting import Prompter, SecretFlags, context_runtime, secret_prompt
+from qlikm2m.commands.context.prompting import (
+    KeyFlags,
+    Prompter,
+    SecretFlags,
+    context_runtime,
+    secret_prompt,
+)
 from qlikm2m.commands.context.shared import (
+    CheckedKey,
     absolute_ca_bundle,
     context_view,
     credential_store,
     describe_user,
     emit,
+    key_from,
     normalized_server,
     say_warnings,
     user_fields,
@@ -56,6 +72,7 @@ class _Answers:
     comment: str | None
     storage: SecretStorage
     secrets: SecretFlags
+    key: KeyFlags = field(default_factory=KeyFlags)
 
 
 def _default_name(server: str) -> str:
@@ -65,9 +82,14 @@ def _default_name(server: str) -> str:
     return urlsplit(server).netloc
 
 
-def _auth_type(prompter: Prompter, answers: _Answers) -> AuthType:
+def _auth_type(prompter: Prompter, answers: _Answers) -> tuple[AuthType, bool]:
+    """The auth type, and whether the OAuth client signs in with a private key."""
     from qlikm2m.errors import UsageError
 
+    if answers.key.given:
+        if answers.auth_type == "apikey":
+            raise UsageError("A private key signs in an OAuth client, not with an API key.")
+        return "oauth", True
     implied = answers.secrets.implied_auth
     if answers.client_id and implied == "apikey":
         raise UsageError("--oauth-client-id and an API key do not go together.")
@@ -75,7 +97,7 @@ def _auth_type(prompter: Prompter, answers: _Answers) -> AuthType:
     if chosen is not None:
         if implied is not None and implied != chosen:
             raise UsageError(f"--auth-type {chosen} does not match the secret flag given.")
-        return chosen
+        return chosen, False
     if not prompter.runtime.can_prompt:
         prompter.missing(
             "the authentication type", "--auth-type oauth|apikey (or --oauth-client-id)"
@@ -83,10 +105,12 @@ def _auth_type(prompter: Prompter, answers: _Answers) -> AuthType:
     while True:
         answer = _ask_ao(prompter)
         if answer in ("a", "api-key", "apikey", "api key"):
-            return "apikey"
+            return "apikey", False
         if answer in ("o", "oauth", ""):
-            return "oauth"
-        prompter.say("Answer A (API key) or O (OAuth client).")
+            return "oauth", False
+        if answer in ("k", "key", "private key", "private-key"):
+            return "oauth", True
+        prompter.say("Answer A (API key), O (OAuth client secret) or K (private key).")
 
 
 _MAX_TRIES = 3
@@ -125,8 +149,11 @@ def _ask_secret(prompter: Prompter, auth_type: AuthType) -> str:
 
 
 def _ask_ao(prompter: Prompter) -> str:
-    # qlik-cli's question, with its default shown; an empty answer takes OAuth (M2M).
-    return prompter.read("A/O? (API key or OAuth client) [O]:").strip().lower()
+    # qlik-cli's question (A/O), with its default shown and a third answer, K, for a client
+    # that signs in with a private key; an empty answer takes OAuth (M2M) with a secret.
+    return (
+        prompter.read("A/O/K? (API key, OAuth client secret, or private Key) [O]:").strip().lower()
+    )
 
 
 def _confirm_replace(prompter: Prompter, name: str, existing: ContextsFile, force: bool) -> None:
@@ -159,6 +186,7 @@ def _establish(
 
     prompter = Prompter(runtime)
     answers.secrets.check()
+    answers.key.check(answers.secrets)
     existing = load_contexts(runtime.env)  # a broken file stops us before any question
     if name is not None:
         validate_name(name)
@@ -170,7 +198,7 @@ def _establish(
     if name is None:
         name = validate_name(_default_name(server))
         _confirm_replace(prompter, name, existing, force)
-    auth_type = _auth_type(prompter, answers)
+    auth_type, holds_key = _auth_type(prompter, answers)
     client_id = None
     if auth_type == "oauth":
         client_id = answers.client_id or prompter.ask(
@@ -186,12 +214,23 @@ def _establish(
         comment=answers.comment or None,
         secret_storage=storage,
     )
-    secret = answers.secrets.read(runtime, auth_type)
+    key: CheckedKey | None = None
+    if holds_key:
+        # Checked before anything is asked of the store: a weak key is exit 3, nothing stored.
+        key = key_from(prompter, answers.key) if answers.key.given else None
+        secret = key.pem if key is not None else None
+    else:
+        secret = answers.secrets.read(runtime, auth_type)
     secret_asked = secret is None
     _, what, flags = secret_prompt(auth_type)
     if secret is None and not runtime.can_prompt:
         prompter.missing(what, flags)
     location = check_storage(context, runtime.env, interactive=runtime.can_prompt)
+    if holds_key and key is None:
+        key = key_from(prompter, answers.key)
+    if key is not None:
+        secret = key.pem
+        context = replace(context, credential_type="private_key", key_id=key.kid, key_alg=key.alg)
     if secret is None:
         secret = _ask_secret(prompter, auth_type)
     me: dict[str, Any] | None = None
@@ -206,6 +245,9 @@ def _establish(
                 secret=secret,
                 scope=context.scope,
                 ca_bundle=context.ca_bundle,
+                credential_type=context.credential_type,
+                key_id=context.key_id,
+                key_alg=context.key_alg,
             )
             break
         except (AuthError, NetworkError) as error:
@@ -228,7 +270,14 @@ def _establish(
                         default=context.client_id,
                     )
                     context = replace(context, client_id=asked)
-                secret = _ask_secret(prompter, auth_type)
+                if holds_key:
+                    key = key_from(
+                        prompter, KeyFlags(key_id=answers.key.key_id, key_alg=answers.key.key_alg)
+                    )
+                    secret = key.pem
+                    context = replace(context, key_id=key.kid, key_alg=key.alg)
+                else:
+                    secret = _ask_secret(prompter, auth_type)
             else:
                 server = normalized_server(prompter, None, default=context.server)
                 context = replace(context, server=server)
@@ -252,7 +301,8 @@ def _establish(
     context = outcome.after.contexts[name]
     current = name if make_current else existing.current
     note = " and made it the current context" if make_current else ""
-    prompter.say(f"Saved context {name!r}{note}; its secret is in the {location.description}.")
+    held = "private key" if context.holds_private_key else "secret"
+    prompter.say(f"Saved context {name!r}{note}; its {held} is in the {location.description}.")
     view = context_view(context, current, runtime.env)
     if me is not None:
         view["authenticatedAs"] = user_fields(me)
@@ -281,6 +331,11 @@ def init(
     client_secret_env: SecretEnvOpt = None,
     api_key_stdin: ApiKeyStdinOpt = False,
     api_key_env: ApiKeyEnvOpt = None,
+    private_key_file: KeyFileOpt = None,
+    private_key_stdin: KeyStdinOpt = False,
+    key_id: KeyIdOpt = None,
+    key_alg: KeyAlgOpt = None,
+    private_key_passphrase_env: PassphraseEnvOpt = None,
     scope: ScopeOpt = None,
     ca_bundle: CaBundleOpt = None,
     comment: CommentOpt = None,
@@ -289,14 +344,18 @@ def init(
     no_input: NoInputOpt = False,
     client_secret: ArgvSecretOpt = None,
     api_key: ArgvApiKeyOpt = None,
+    private_key: ArgvKeyOpt = None,
+    private_key_passphrase: ArgvPassphraseOpt = None,
 ) -> None:
     """Set up a context interactively, like `qlik context init`: validated, then made current.
 
-    Asks for the tenant URL, A(PI key) or O(Auth), then the client id and secret (hidden) or the
-    API key (hidden); every question can be answered by its flag. Nothing is saved unless a
-    token can be minted and users/me answers.
+    Asks for the tenant URL, A(PI key), O(Auth client secret) or K (an OAuth client's private
+    key), then the client id and secret (hidden), the private key's file, or the API key
+    (hidden); every question can be answered by its flag. Nothing is saved unless a token can be
+    minted and users/me answers.
     """
     refuse_argv_secret(client_secret, api_key)
+    refuse_argv_key(private_key, private_key_passphrase)
     runtime = context_runtime(ctx, no_input=no_input)
     _establish(
         runtime,
@@ -310,6 +369,13 @@ def init(
             comment=comment,
             storage=secret_storage.value if secret_storage else "keyring",
             secrets=SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env),
+            key=KeyFlags(
+                private_key_file,
+                private_key_stdin,
+                private_key_passphrase_env,
+                key_id,
+                key_alg,
+            ),
         ),
         force=force,
         verify=True,
@@ -327,6 +393,11 @@ def create(
     client_secret_env: SecretEnvOpt = None,
     api_key_stdin: ApiKeyStdinOpt = False,
     api_key_env: ApiKeyEnvOpt = None,
+    private_key_file: KeyFileOpt = None,
+    private_key_stdin: KeyStdinOpt = False,
+    key_id: KeyIdOpt = None,
+    key_alg: KeyAlgOpt = None,
+    private_key_passphrase_env: PassphraseEnvOpt = None,
     scope: ScopeOpt = None,
     ca_bundle: CaBundleOpt = None,
     comment: CommentOpt = None,
@@ -339,19 +410,24 @@ def create(
     no_input: NoInputOpt = False,
     client_secret: ArgvSecretOpt = None,
     api_key: ArgvApiKeyOpt = None,
+    private_key: ArgvKeyOpt = None,
+    private_key_passphrase: ArgvPassphraseOpt = None,
 ) -> None:
-    """Create a context from flags (for scripts); the secret from stdin, a variable or a prompt."""
+    """Create a context from flags (for scripts); the secret from stdin, a variable or a prompt,
+    or a private key from a file or stdin (private-key JWT)."""
     refuse_argv_secret(client_secret, api_key)
+    refuse_argv_key(private_key, private_key_passphrase)
     runtime = context_runtime(ctx, no_input=no_input)
     prompter = Prompter(runtime)
     if server is None:
         prompter.missing("the tenant URL", "--server URL")
     secrets = SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env)
-    if auth_type is None and client_id is None and secrets.implied_auth is None:
+    key = KeyFlags(private_key_file, private_key_stdin, private_key_passphrase_env, key_id, key_alg)
+    if auth_type is None and client_id is None and secrets.implied_auth is None and not key.given:
         prompter.missing(
             "the credentials",
-            "--oauth-client-id ID (with --client-secret-stdin or --client-secret-env VAR) or "
-            "--api-key-stdin",
+            "--oauth-client-id ID (with --client-secret-stdin, --client-secret-env VAR or "
+            "--private-key-file FILE) or --api-key-stdin",
         )
     _establish(
         runtime,
@@ -365,6 +441,7 @@ def create(
             comment=comment,
             storage=secret_storage.value if secret_storage else "keyring",
             secrets=secrets,
+            key=key,
         ),
         force=force,
         verify=not no_verify,

@@ -63,6 +63,50 @@ ApiKeyEnvOpt = Annotated[
         show_default=False,
     ),
 ]
+KeyFileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--private-key-file",
+        metavar="FILE",
+        help="Sign in with this private key (PEM; private-key JWT) instead of a client secret. "
+        "It is stored where secrets go (the keyring, or the 0600 file); the file is only read.",
+        show_default=False,
+    ),
+]
+KeyStdinOpt = Annotated[
+    bool,
+    typer.Option(
+        "--private-key-stdin", help="Read the private key (PEM) from stdin (private-key JWT)."
+    ),
+]
+KeyIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key-id",
+        metavar="KID",
+        help="The kid the public key is registered under (default: its RFC 7638 thumbprint).",
+        show_default=False,
+    ),
+]
+KeyAlgOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key-alg",
+        metavar="ALG",
+        help="RS256, RS512 or ES384 (default: RS256 for an RSA key, ES384 for P-384).",
+        show_default=False,
+    ),
+]
+PassphraseEnvOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--private-key-passphrase-env",
+        metavar="VAR",
+        help="The passphrase of an encrypted private key, from the environment variable VAR. "
+        "The key is stored decrypted, in the keyring.",
+        show_default=False,
+    ),
+]
 ScopeOpt = Annotated[
     str | None,
     typer.Option(
@@ -105,6 +149,30 @@ ArgvSecretOpt = Annotated[
 ArgvApiKeyOpt = Annotated[
     str | None, typer.Option("--api-key", hidden=True, help=_ARGV_SECRET_HELP)
 ]
+ArgvKeyOpt = Annotated[
+    str | None, typer.Option("--private-key", hidden=True, help=_ARGV_SECRET_HELP)
+]
+ArgvPassphraseOpt = Annotated[
+    str | None, typer.Option("--private-key-passphrase", hidden=True, help=_ARGV_SECRET_HELP)
+]
+
+
+def refuse_argv_key(private_key: str | None, passphrase: str | None) -> None:
+    """A private key or its passphrase given as a value on the command line: refused."""
+    from qlikm2m.errors import UsageError
+
+    if private_key is not None or passphrase is not None:
+        flag = "--private-key" if private_key is not None else "--private-key-passphrase"
+        safe = (
+            "--private-key-file FILE or --private-key-stdin"
+            if private_key is not None
+            else "--private-key-passphrase-env VAR"
+        )
+        raise UsageError(
+            f"{flag} takes no value on the command line: it would leak into shell history "
+            "and process listings.",
+            hint=f"Use {safe}.",
+        )
 
 
 def refuse_argv_secret(client_secret: str | None, api_key: str | None) -> None:

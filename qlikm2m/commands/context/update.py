@@ -11,23 +11,39 @@ from qlikm2m.commands.context.options import (
     ApiKeyEnvOpt,
     ApiKeyStdinOpt,
     ArgvApiKeyOpt,
+    ArgvKeyOpt,
+    ArgvPassphraseOpt,
     ArgvSecretOpt,
     AuthTypeOpt,
     ClientIdOpt,
+    KeyAlgOpt,
+    KeyFileOpt,
+    KeyIdOpt,
+    KeyStdinOpt,
     NoInputOpt,
+    PassphraseEnvOpt,
     SecretEnvOpt,
     SecretStdinOpt,
     ServerOpt,
     StorageOpt,
+    refuse_argv_key,
     refuse_argv_secret,
 )
-from qlikm2m.commands.context.prompting import Prompter, SecretFlags, context_runtime, secret_prompt
+from qlikm2m.commands.context.prompting import (
+    KeyFlags,
+    Prompter,
+    SecretFlags,
+    context_runtime,
+    secret_prompt,
+)
 from qlikm2m.commands.context.shared import (
     absolute_ca_bundle,
+    check_private_key,
     context_view,
     credential_store,
     describe_user,
     emit,
+    key_from,
     normalized_server,
     say_warnings,
     verify_credentials,
@@ -55,6 +71,11 @@ def update(
     client_secret_env: SecretEnvOpt = None,
     api_key_stdin: ApiKeyStdinOpt = False,
     api_key_env: ApiKeyEnvOpt = None,
+    private_key_file: KeyFileOpt = None,
+    private_key_stdin: KeyStdinOpt = False,
+    key_id: KeyIdOpt = None,
+    key_alg: KeyAlgOpt = None,
+    private_key_passphrase_env: PassphraseEnvOpt = None,
     scope: Annotated[
         str | None,
         typer.Option(
@@ -83,22 +104,35 @@ def update(
     no_input: NoInputOpt = False,
     client_secret: ArgvSecretOpt = None,
     api_key: ArgvApiKeyOpt = None,
+    private_key: ArgvKeyOpt = None,
+    private_key_passphrase: ArgvPassphraseOpt = None,
 ) -> None:
-    """Change only what is given. A new secret drops the context's cached tokens."""
+    """Change only what is given. A new secret or key drops the context's cached tokens.
+
+    A private key (--private-key-file/-stdin) replaces a client secret and the other way round;
+    --key-id and --key-alg alone change how a stored key is registered.
+    """
+    from contextlib import suppress
     from dataclasses import replace
 
     from qlikm2m import contexts as store
-    from qlikm2m.errors import UsageError
+    from qlikm2m.errors import ConfigError, UsageError
     from qlikm2m.secretstore import check_storage, read_secret
 
     refuse_argv_secret(client_secret, api_key)
+    refuse_argv_key(private_key, private_key_passphrase)
     runtime = context_runtime(ctx, no_input=no_input)
     prompter = Prompter(runtime)
     secrets = SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env)
     secrets.check()
+    key = KeyFlags(private_key_file, private_key_stdin, private_key_passphrase_env, key_id, key_alg)
+    key.check(secrets, describes_stored_key=True)
     old = store.load_contexts(runtime.env).get(name)
+    if key.given and auth_type is not None and auth_type.value == "apikey":
+        raise UsageError("A private key signs in an OAuth client, not with an API key.")
 
-    new_auth: AuthType = auth_type.value if auth_type else (secrets.implied_auth or old.auth_type)
+    implied: AuthType | None = "oauth" if key.given else secrets.implied_auth
+    new_auth: AuthType = auth_type.value if auth_type else (implied or old.auth_type)
     new_client_id = client_id if client_id is not None else old.client_id
     if new_auth == "oauth" and not new_client_id:
         prompter.missing("the OAuth client id", "--oauth-client-id ID")
@@ -114,7 +148,42 @@ def update(
     )
     if new_auth == "apikey":
         new = replace(new, scope=None)
-    new_secret = secrets.read(runtime, new_auth)
+    new_secret = None if key.given else secrets.read(runtime, new_auth)
+    keeps_key = old.holds_private_key and new_auth == "oauth" and new_secret is None
+    if key.given or (keeps_key and prompt_secret):
+        checked = key_from(prompter, key)
+        if key.key_alg is None and old.key_alg and old.key_alg != checked.alg:
+            # Without --key-alg a new key keeps the old alg when it fits (an RSA key registered
+            # as RS512 is replaced by another RSA key registered the same way).
+            with suppress(ConfigError):
+                checked = check_private_key(
+                    prompter,
+                    checked.pem,
+                    "the new key",
+                    key_id=key.key_id,
+                    key_alg=old.key_alg,
+                    passphrase=None,
+                )
+        new_secret = checked.pem
+        new = replace(new, credential_type="private_key", key_id=checked.kid, key_alg=checked.alg)
+    elif keeps_key and (key.key_id or key.key_alg):
+        # The stored key, registered under another kid or alg: checked against the key itself.
+        checked = check_private_key(
+            prompter,
+            read_secret(old, runtime.env, interactive=runtime.can_prompt),
+            f"context {name!r}",
+            key_id=key.key_id or old.key_id,
+            key_alg=key.key_alg or old.key_alg,
+            passphrase=None,
+        )
+        new = replace(new, key_id=checked.kid, key_alg=checked.alg)
+    elif key.key_id or key.key_alg:
+        raise UsageError(
+            f"Context {name!r} holds no private key: --key-id and --key-alg describe one.",
+            hint="Give the key with --private-key-file FILE or --private-key-stdin.",
+        )
+    elif not keeps_key:
+        new = replace(new, credential_type=None, key_id=None, key_alg=None)
     if new_secret is None and prompt_secret:
         prompt, what, flags = secret_prompt(new_auth)
         new_secret = prompter.ask(prompt, what=what, flags=flags, hidden=True)
@@ -133,6 +202,8 @@ def update(
     credentials_changed = new_secret is not None or (
         (new.server, new.auth_type, new.client_id, new.scope, new.ca_bundle)
         != (old.server, old.auth_type, old.client_id, old.scope, old.ca_bundle)
+        or (new.credential_type, new.key_id, new.key_alg)
+        != (old.credential_type, old.key_id, old.key_alg)
     )
     interactive = runtime.can_prompt
     if credentials_changed and not no_verify:
@@ -145,6 +216,9 @@ def update(
             secret=secret,
             scope=new.scope,
             ca_bundle=new.ca_bundle,
+            credential_type=new.credential_type,
+            key_id=new.key_id,
+            key_alg=new.key_alg,
         )
         prompter.say(f"Authenticated as {describe_user(me)} on {new.server}.")
     if new.secret_in_file and not old.secret_in_file:
