@@ -65,3 +65,19 @@ def _xdg_dir(variable: str, default: str) -> Path | None:
     elif not os.path.isabs(base):
         return None
     return Path(os.path.join(base, APP_NAME))
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) as 0700 and tighten it if it already exists with looser bits."""
+    # mkdir(parents=True) would give the missing parents the umask's mode (0755): the cache dir
+    # above tokens/ is one of them, and `doctor` rightly flags it. Each one we create is 0700.
+    missing = []
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
