@@ -62,7 +62,7 @@ class Plan:
     seed: int
 
 
-SECTIONS = ("latency", "anatomy", "startup", "tokens", "listing", "pages")
+SECTIONS = ("latency", "anatomy", "startup", "tokens", "listing", "pages", "reloads")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Plan]:
@@ -635,6 +635,7 @@ class Report:
     listing: list[dict[str, object]] = field(default_factory=list)
     pages: dict[str, Stats] = field(default_factory=dict)
     parallel_warm: dict[str, float] = field(default_factory=dict)
+    reload_wait: list[dict[str, object]] = field(default_factory=list)
     importtime: dict[str, list[PackageCost]] = field(default_factory=dict)
     importtime_totals: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -1001,6 +1002,32 @@ def section_pages(
         report.pages = {name: Stats.of(values) for name, values in times.items()}
 
 
+# The commit before issue 14 (its "before"); the `reloads` section measures it beside this one.
+RELOADS_BEFORE = "76aeaf1"
+
+
+def section_reloads(report: Report, tools: Tools, env: Mapping[str, str]) -> None:
+    """Target 3, in simulated time (benchmarks/reload_wait.py): this version and main's."""
+    script = str(HERE / "reload_wait.py")
+    versions: list[tuple[str, list[str]]] = [("this commit", [])]
+    with tempfile.TemporaryDirectory() as folder:
+        old = Path(folder) / "reloads.py"
+        shown = subprocess.run(
+            ["git", "-C", str(HERE), "show", f"{RELOADS_BEFORE}:qlikm2m/reloads.py"],
+            capture_output=True,
+            check=False,
+        )
+        if shown.returncode == 0:
+            old.write_bytes(shown.stdout)
+            versions.insert(0, (RELOADS_BEFORE, ["--module", str(old)]))
+        for label, extra in versions:
+            run = check(
+                run_once([str(tools.python), script, *extra], env), f"reload wait ({label})"
+            )
+            for line in run.stdout_head.decode().splitlines():
+                report.reload_wait.append({"version": label, **json.loads(line)})
+
+
 PAGES_OURS = "qlikm2m api --paginate --ndjson, limit={}"
 PAGES_FLOOR = "floor: python3 stdlib, same trust, limit={}"
 PAGES_DEFAULT = "qlikm2m api --paginate --ndjson, no limit given"
@@ -1239,6 +1266,17 @@ def speed_targets(report: Report) -> list[str]:
                 f"{default.median / floor10.median:.2f}x the stdlib loop at the server's default "
                 "page size (10)"
             )
+    for row in report.reload_wait:
+        if row["version"] != "this commit":
+            continue
+        took = float(str(row["end_to_exit_seconds"]))
+        met = "**met**" if took <= 1.0 else "**missed**"
+        out.append(
+            f"- (3) `reload --wait` of {row['apps']} parallel {row['reload_seconds']} s reloads, "
+            f"tenant that {row['tenant']}: last end to exit ≤ 1 s: {met}: {took:.2f} s, "
+            f"{row['max_requests_per_tick']} request(s) a tick at most, "
+            f"{row['requests_per_minute']} requests/min (see the reload table for main's)"
+        )
     return out
 
 
@@ -1411,6 +1449,24 @@ def render(report: Report) -> str:
         out += stats_table(report.pages, floor=PAGES_FLOOR.format(10))
         out.append("")
 
+    if report.reload_wait:
+        out += [
+            "## `reload --wait`: 20 parallel reloads of 6 s (simulated time)",
+            "",
+            "`benchmarks/reload_wait.py`: run_reloads driven by a simulated clock against a",
+            "simulated tenant counting requests; the scheduler's choices, not the machine's speed.",
+            "",
+            "| version | tenant | last end → exit s | poll requests | max per tick | ticks | requests/min |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in report.reload_wait:
+            out.append(
+                f"| {row['version']} | {row['tenant']} | {row['end_to_exit_seconds']} | "
+                f"{row['poll_requests']} | {row['max_requests_per_tick']} | {row['ticks']} | "
+                f"{row['requests_per_minute']} |"
+            )
+        out.append("")
+
     if report.notes:
         out += ["## Notes", "", *[f"- {note}" for note in report.notes], ""]
     return "\n".join(out)
@@ -1489,6 +1545,8 @@ def main(argv: Sequence[str]) -> int:
         if "pages" in plan.sections:
             with report.section("pages"):
                 section_pages(report, tools, tls, env, fresh)
+        if "reloads" in plan.sections:
+            section_reloads(report, tools, env)
     finally:
         fresh.cleanup()
     report.machine["load"] += " (1/5/15-min load average at start) → " + " / ".join(

@@ -542,9 +542,11 @@ class _Run:
         now = self.clock()
         if wake > now:
             self.sleep(wake - now)
-        if self._lists() and self.list_at is not None and self.list_at <= self.clock():
+        listed = self._lists() and self.list_at is not None and self.list_at <= self.clock()
+        if listed:
             self._list_tick()
-        self._poll_each_due()
+        # The list request counts against the tick's budget.
+        self._poll_each_due(budget=MAX_POLLS_PER_TICK - listed)
 
     def _list_tick(self) -> None:
         assert self.wait is not None
@@ -573,13 +575,13 @@ class _Run:
         self.list_interval = self.wait.list_interval(self.list_interval, quiet_for)
         self.list_at = now + self.list_interval
 
-    def _poll_each_due(self) -> None:
+    def _poll_each_due(self, budget: int = MAX_POLLS_PER_TICK) -> None:
         polled = 0
         due = sorted(self.running.values(), key=self._due_at)
         for running in due:
             if self._due_at(running) > self.clock():
                 continue
-            if polled == MAX_POLLS_PER_TICK:
+            if polled >= budget:
                 # The rest wait for the next tick: requests per tick stay bounded.
                 assert self.wait is not None
                 self.throttled_until = self.clock() + self.wait.first_interval()
