@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import TYPE_CHECKING
 
+# Not typing.TYPE_CHECKING: importing typing would slow `--version` (mypy honours the name).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
 
