@@ -57,11 +57,12 @@ class Plan:
     parallel: int  # ... and all at once
     items: tuple[int, ...]  # listing at scale: sandbox sizes
     listing_runs: int
+    page_rounds: int
     sections: tuple[str, ...]
     seed: int
 
 
-SECTIONS = ("latency", "anatomy", "startup", "tokens", "listing")
+SECTIONS = ("latency", "anatomy", "startup", "tokens", "listing", "pages", "reloads")
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Plan]:
@@ -78,6 +79,9 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Plan]:
         "--items", help="listing: comma-separated sandbox sizes (full: 10000,100000)"
     )
     parser.add_argument("--listing-runs", type=int, help="listing runs per size (full: 3)")
+    parser.add_argument(
+        "--page-rounds", type=int, help="pages: interleaved rounds of 10,000 items (full: 5)"
+    )
     parser.add_argument(
         "--sections",
         default=",".join(SECTIONS),
@@ -114,6 +118,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Plan]:
         parallel=pick(args.parallel, 16, 16),
         items=tuple(int(n) for n in items_text.split(",")),
         listing_runs=pick(args.listing_runs, 3, 1),
+        page_rounds=pick(args.page_rounds, 5, 2),
         sections=sections,
         seed=args.seed,
     )
@@ -139,6 +144,7 @@ class Run:
     stdout_lines: int
     stdout_bytes: int
     stderr: str
+    cpu: float = 0.0  # the process's user + system CPU seconds (wait4)
 
 
 def run_once(argv: Sequence[str], env: Mapping[str, str], *, keep: int = 1 << 16) -> Run:
@@ -161,13 +167,14 @@ def run_once(argv: Sequence[str], env: Mapping[str, str], *, keep: int = 1 << 16
             total += len(chunk)
             if len(head) < keep:
                 head += chunk[: keep - len(head)]
-        _, status = os.waitpid(proc.pid, 0)
+        _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         proc.stdout.close()
         err.seek(0)
         stderr = err.read().decode(errors="replace")
-    return Run(seconds, proc.returncode, bytes(head), lines, total, stderr)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(seconds, proc.returncode, bytes(head), lines, total, stderr, cpu)
 
 
 GNU_TIME = "/usr/bin/time"
@@ -486,6 +493,8 @@ def tenant_me_contenders(
     tenant_id = str(tenant["id"]) if isinstance(tenant, dict) else ""
     if not tenant_id:
         raise BenchError(f"tenants/me gave no id: {tenant!r}")
+    user = box.get_json(USERS_ME, token)
+    user_id = str(user["id"]) if isinstance(user, dict) else ""
     creds = {k: box.settings[k] for k in ("QLIK_SERVER", "QLIK_CLIENT_ID", "QLIK_CLIENT_SECRET")}
     ca = str(box.tls.ca)
     ours = {**env, **creds, "QLIK_CA_BUNDLE": ca}
@@ -532,6 +541,7 @@ def tenant_me_contenders(
             tenant_id,
         ),
         Contender("floor: curl", curl_argv, env, tenant_id),
+        *same_trust_contenders(tools, box, warm_env, tenant_id, user_id),
         Contender(
             "floor: python3 stdlib",
             (str(tools.python), str(CLIENTS / "stdlib_tenant_me.py")),
@@ -549,6 +559,41 @@ def tenant_me_contenders(
 
 WARMUP_ROUNDS = 2
 WARM = "qlikm2m tenant me (warm)"
+USERS_ME = "/api/v1/users/me"
+# Issue 14 target 1: each warm command against the standard library doing the same requests with
+# the same trust (the OS's CA file plus the extra CA, the token read from qlikm2m's cache file).
+# (label, qlikm2m arguments, the floor's path)
+SAME_TRUST = (
+    ("tenant me", ("tenant", "me"), TENANT_ME),
+    ("user me", ("user", "me"), USERS_ME),
+    ("api GET", ("api", "v1/spaces"), "/api/v1/spaces"),
+)
+SAME_TRUST_FLOOR = "floor: python3 stdlib, same trust ({})"
+WARM_OF = "qlikm2m {} (warm)"
+
+
+def same_trust_contenders(
+    tools: Tools, box: Sandbox, warm_env: Mapping[str, str], tenant_id: str, user_id: str
+) -> list[Contender]:
+    """The other warm commands of target 1, and a same-trust floor for each of the three."""
+    expects = {"tenant me": tenant_id, "user me": user_id, "api GET": '"data"'}
+    out: list[Contender] = []
+    for label, args, path in SAME_TRUST:
+        if label != "tenant me":
+            out.append(
+                Contender(
+                    WARM_OF.format(label), (str(tools.qlikm2m), *args), warm_env, expects[label]
+                )
+            )
+        out.append(
+            Contender(
+                SAME_TRUST_FLOOR.format(label),
+                (str(tools.python), str(CLIENTS / "stdlib_same_trust.py"), path),
+                warm_env,
+                expects[label],
+            )
+        )
+    return out
 
 
 def interleave(
@@ -588,6 +633,9 @@ class Report:
     anatomy: dict[str, Stats] = field(default_factory=dict)
     tokens: list[dict[str, object]] = field(default_factory=list)
     listing: list[dict[str, object]] = field(default_factory=list)
+    pages: dict[str, Stats] = field(default_factory=dict)
+    parallel_warm: dict[str, float] = field(default_factory=dict)
+    reload_wait: list[dict[str, object]] = field(default_factory=list)
     importtime: dict[str, list[PackageCost]] = field(default_factory=dict)
     importtime_totals: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -631,6 +679,18 @@ def section_latency(
         "the warm qlikm2m runs (checked)."
     )
     report.latency = {name: Stats.of(values) for name, values in times.items()}
+    # Target 4: 16 warm commands at once (a CI matrix), against what one costs in CPU.
+    warm = next(c for c in contenders if c.name == WARM)
+    count = report.plan.parallel
+    log(f"latency: {count} parallel warm tenant me")
+    start = time.perf_counter()
+    runs = run_parallel(warm, warm.env, count)
+    report.parallel_warm = {
+        "count": count,
+        "wall": time.perf_counter() - start,
+        "cpu": sum(r.cpu for r in runs),
+        "cpus": float(os.cpu_count() or 1),
+    }
 
 
 # The pieces a warm `tenant me` is made of, each alone in a fresh interpreter. Some reach into
@@ -893,6 +953,85 @@ def section_listing(
         )
 
 
+PAGE_ITEMS = 10_000
+
+
+def section_pages(
+    report: Report, tools: Tools, tls: Tls, env: Mapping[str, str], fresh: FreshDirs
+) -> None:
+    """Target 2: the same pages listed by qlikm2m and by a standard-library loop, interleaved."""
+    with sandbox(tools.qlikm2m, tls, env, items=PAGE_ITEMS) as box:
+        run_env = {
+            **env,
+            "QLIK_SERVER": box.url,
+            "QLIK_CLIENT_ID": box.settings["QLIK_CLIENT_ID"],
+            "QLIK_CLIENT_SECRET": box.settings["QLIK_CLIENT_SECRET"],
+            "QLIK_CA_BUNDLE": str(tls.ca),
+            "QLIKM2M_CACHE_DIR": str(fresh.new()),
+        }
+        ours = str(tools.qlikm2m)
+        check(run_once([ours, "api", "v1/items"], run_env), "warming pages")
+        floor = (str(tools.python), str(CLIENTS / "stdlib_same_trust.py"))
+        contenders = []
+        for limit in (10, 100):
+            contenders += [
+                Contender(
+                    PAGES_OURS.format(limit),
+                    (ours, "api", f"v1/items?limit={limit}", "--paginate", "--ndjson"),
+                    run_env,
+                    '"id"',
+                ),
+                Contender(
+                    PAGES_FLOOR.format(limit),
+                    (*floor, f"/api/v1/items?limit={limit}", "--paginate"),
+                    run_env,
+                    '"id"',
+                ),
+            ]
+        contenders.append(
+            Contender(
+                PAGES_DEFAULT,
+                (ours, "api", "v1/items", "--paginate", "--ndjson"),
+                run_env,
+                '"id"',
+            )
+        )
+        rounds = report.plan.page_rounds
+        log(f"pages: {len(contenders)} contenders x {rounds} rounds of {PAGE_ITEMS} items")
+        times = interleave(contenders, rounds, random.Random(report.plan.seed + 3), warmup=1)
+        report.pages = {name: Stats.of(values) for name, values in times.items()}
+
+
+# The commit before issue 14 (its "before"); the `reloads` section measures it beside this one.
+RELOADS_BEFORE = "76aeaf1"
+
+
+def section_reloads(report: Report, tools: Tools, env: Mapping[str, str]) -> None:
+    """Target 3, in simulated time (benchmarks/reload_wait.py): this version and main's."""
+    script = str(HERE / "reload_wait.py")
+    versions: list[tuple[str, list[str]]] = [("this commit", [])]
+    with tempfile.TemporaryDirectory() as folder:
+        old = Path(folder) / "reloads.py"
+        shown = subprocess.run(
+            ["git", "-C", str(HERE), "show", f"{RELOADS_BEFORE}:qlikm2m/reloads.py"],
+            capture_output=True,
+            check=False,
+        )
+        if shown.returncode == 0:
+            old.write_bytes(shown.stdout)
+            versions.insert(0, (RELOADS_BEFORE, ["--module", str(old)]))
+        for label, extra in versions:
+            run = check(
+                run_once([str(tools.python), script, *extra], env), f"reload wait ({label})"
+            )
+            for line in run.stdout_head.decode().splitlines():
+                report.reload_wait.append({"version": label, **json.loads(line)})
+
+
+PAGES_OURS = "qlikm2m api --paginate --ndjson, limit={}"
+PAGES_FLOOR = "floor: python3 stdlib, same trust, limit={}"
+PAGES_DEFAULT = "qlikm2m api --paginate --ndjson, no limit given"
+
 # Pages of 100, the API's maximum, so the page count is what a script would pay for.
 LISTING_ARGS = ("api", "v1/items", "--paginate", "--ndjson", "--param", "limit=100")
 
@@ -1067,6 +1206,80 @@ def why_startup(report: Report, name: str) -> list[str]:
     ]
 
 
+def ratio_line(label: str, ours: Stats, base: Stats, base_label: str, limit: float) -> str:
+    ratio = ours.median / base.median
+    met = "**met**" if ratio <= limit else "**missed**"
+    return (
+        f"- {label} ≤ {limit}x {base_label}: {met}: {ratio:.2f}x "
+        f"({ms(ours.median)} ms vs {ms(base.median)} ms)"
+    )
+
+
+def speed_targets(report: Report) -> list[str]:
+    """Issue 14's targets, as ratios within this run."""
+    out: list[str] = []
+    lat = report.latency
+    if lat:
+        for label, _args, _path in SAME_TRUST:
+            ours = lat.get(WARM_OF.format(label))
+            floor = lat.get(SAME_TRUST_FLOOR.format(label))
+            if ours is None or floor is None:
+                continue
+            out.append(
+                ratio_line(
+                    f"(1) warm `{label}`", ours, floor, "the stdlib floor with the same trust", 1.6
+                )
+            )
+            out.append(
+                ratio_line(f"(1) warm `{label}`", ours, lat["@qlik/api (Node)"], "@qlik/api", 0.7)
+            )
+    par = report.parallel_warm
+    if par:
+        ideal = par["cpu"] / par["cpus"]
+        out.append(
+            f"- (4) {par['count']:.0f} parallel warm `tenant me`: {par['wall']:.2f} s wall, "
+            f"{par['cpu']:.2f} s of CPU in all ({par['cpu'] / par['count'] * 1000:.0f} ms each); "
+            f"wall / (CPU / {par['cpus']:.0f} cores) = {par['wall'] / ideal:.2f} "
+            "(1.0: the wall time is the CPU spread over the cores)"
+        )
+    pages = report.pages
+    if pages:
+        for limit, bound in ((10, 1.5), (100, 1.15)):
+            ours = pages.get(PAGES_OURS.format(limit))
+            floor = pages.get(PAGES_FLOOR.format(limit))
+            if ours is None or floor is None:
+                continue
+            out.append(
+                ratio_line(
+                    f"(2) `api --paginate --ndjson`, {PAGE_ITEMS:,} items at limit={limit}",
+                    ours,
+                    floor,
+                    "the stdlib loop over the same pages",
+                    bound,
+                )
+            )
+        default = pages.get(PAGES_DEFAULT)
+        floor10 = pages.get(PAGES_FLOOR.format(10))
+        if default is not None and floor10 is not None:
+            out.append(
+                f"- (2) with no page size given: {default.median:.2f} s, "
+                f"{default.median / floor10.median:.2f}x the stdlib loop at the server's default "
+                "page size (10)"
+            )
+    for row in report.reload_wait:
+        if row["version"] != "this commit":
+            continue
+        took = float(str(row["end_to_exit_seconds"]))
+        met = "**met**" if took <= 1.0 else "**missed**"
+        out.append(
+            f"- (3) `reload --wait` of {row['apps']} parallel {row['reload_seconds']} s reloads, "
+            f"tenant that {row['tenant']}: last end to exit ≤ 1 s: {met}: {took:.2f} s, "
+            f"{row['max_requests_per_tick']} request(s) a tick at most, "
+            f"{row['requests_per_minute']} requests/min (see the reload table for main's)"
+        )
+    return out
+
+
 def render(report: Report) -> str:
     plan = report.plan
     out: list[str] = ["# Benchmark results", ""]
@@ -1105,6 +1318,7 @@ def render(report: Report) -> str:
             targets.append(line)
             if "**missed**" in line:
                 targets += why_startup(report, name)
+    targets += speed_targets(report)
     if targets:
         out += ["## Targets", "", *targets, ""]
 
@@ -1223,12 +1437,59 @@ def render(report: Report) -> str:
             ]
         out.append("")
 
+    if report.pages:
+        out += [f"## Pages: {PAGE_ITEMS:,} items, qlikm2m against a standard-library loop", ""]
+        out += report.load_note("pages")
+        out += [
+            "Each run lists every item as NDJSON (output piped and counted), warm token, interleaved.",
+            "The floor is `clients/stdlib_same_trust.py --paginate`: one connection, the OS's CA",
+            "file plus the extra CA, the token read from qlikm2m's cache file.",
+            "",
+        ]
+        out += stats_table(report.pages, floor=PAGES_FLOOR.format(10))
+        out.append("")
+
+    if report.reload_wait:
+        out += [
+            "## `reload --wait`: 20 parallel reloads of 6 s (simulated time)",
+            "",
+            "`benchmarks/reload_wait.py`: run_reloads driven by a simulated clock against a",
+            "simulated tenant counting requests; the scheduler's choices, not the machine's speed.",
+            "",
+            "| version | tenant | last end → exit s | poll requests | max per tick | ticks | requests/min |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for row in report.reload_wait:
+            out.append(
+                f"| {row['version']} | {row['tenant']} | {row['end_to_exit_seconds']} | "
+                f"{row['poll_requests']} | {row['max_requests_per_tick']} | {row['ticks']} | "
+                f"{row['requests_per_minute']} |"
+            )
+        out.append("")
+
     if report.notes:
         out += ["## Notes", "", *[f"- {note}" for note in report.notes], ""]
     return "\n".join(out)
 
 
 # --------------------------------------------------------------------------------------------
+
+
+KEPT_BLOCKS = ("before", "transfers")
+
+
+def kept_blocks(path: Path) -> str:
+    """Blocks written by other runs (`<!-- NAME:start -->` ... `<!-- NAME:end -->`), kept as they are."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    kept = []
+    for name in KEPT_BLOCKS:
+        match = re.search(f"<!-- {name}:start -->.*?<!-- {name}:end -->", text, re.S)
+        if match:
+            kept.append("\n" + match.group(0) + "\n")
+    return "".join(kept)
 
 
 def wait_idle(threshold: float, *, timeout: float) -> None:
@@ -1281,6 +1542,11 @@ def main(argv: Sequence[str]) -> int:
                 raise BenchError(f"listing needs GNU time at {GNU_TIME} (apt-get install time)")
             with report.section("listing"):
                 section_listing(report, tools, tls, env, fresh)
+        if "pages" in plan.sections:
+            with report.section("pages"):
+                section_pages(report, tools, tls, env, fresh)
+        if "reloads" in plan.sections:
+            section_reloads(report, tools, env)
     finally:
         fresh.cleanup()
     report.machine["load"] += " (1/5/15-min load average at start) → " + " / ".join(
@@ -1288,7 +1554,7 @@ def main(argv: Sequence[str]) -> int:
     )
     report.machine["benchmark time"] = f"{time.monotonic() - started:.0f} s"
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(report) + "\n")
+    args.output.write_text(render(report) + "\n" + kept_blocks(args.output))
     log(f"wrote {args.output}")
     return 0
 

@@ -1,5 +1,5 @@
 """Allow ``python -m qlikm2m``."""
 
-from qlikm2m.launcher import main
+from qlikm2m.launcher import run
 
-raise SystemExit(main())
+raise SystemExit(run())

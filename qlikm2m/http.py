@@ -493,9 +493,15 @@ def tls_context(ca_bundle: str | None = None) -> ssl.SSLContext:
     """The client TLS context: the OS trust store (truststore) plus the CAs of ``ca_bundle``."""
     import ssl
 
-    import truststore
+    from qlikm2m.trust import lazy_os_trust_context
 
-    context: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # The OS roots from OpenSSL's hashed directory, read as needed (qlikm2m/trust.py); truststore
+    # where that is not the OS's layout.
+    context = lazy_os_trust_context()
+    if context is None:
+        import truststore
+
+        context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca_bundle and not is_os_trust_file(ca_bundle):
         try:
             context.load_verify_locations(cafile=ca_bundle)

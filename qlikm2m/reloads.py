@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import quote
 
 from qlikm2m.errors import (
@@ -45,6 +45,15 @@ MIN_POLL_INTERVAL = 0.1
 ADAPTIVE_FIRST_POLL = 1.0
 ADAPTIVE_GROWTH = 1.5
 ADAPTIVE_MAX_POLL = 10.0
+# Requests per poll tick, whatever the number of reloads waited on: one list request (when the
+# credentials may list every reload), else at most this many single-reload GETs - the peak of
+# the old default (4 reloads in parallel, all first polled 1 s after their start).
+MAX_POLLS_PER_TICK = DEFAULT_MAX_PARALLEL
+# With one list request a tick, the tick stays short while reloads are young or one has just
+# ended (the others of a batch tend to end close by), then backs off as single polls do.
+LIST_FAST_PHASE = 30.0
+# reloads.json GET /api/v1/reloads: limit 1 to 100, newest first (sort -creationTime).
+LIST_LIMIT = 100
 LOG_TAIL_LINES = 20
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|h|m|s)")
@@ -115,6 +124,18 @@ class ReloadApi(Protocol):
     def get(self, reload_id: str) -> Mapping[str, Any]: ...
 
     def log_tail(self, app_id: str, reload_id: str, lines: int) -> Sequence[str]: ...
+
+
+@runtime_checkable
+class ReloadLister(Protocol):
+    """A ReloadApi that can also list the tenant's latest reloads in one request."""
+
+    def list_recent(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        """The ``limit`` most recently created reloads of the tenant (any app), newest first.
+
+        Raises QlikM2MError when the credentials may not list them (not a TenantAdmin).
+        """
+        ...
 
 
 class Outcome(enum.Enum):
@@ -198,6 +219,14 @@ class WaitOptions:
         if self.poll_interval is not None:
             return self.poll_interval
         return min(current * ADAPTIVE_GROWTH, ADAPTIVE_MAX_POLL)
+
+    def list_interval(self, current: float, quiet_for: float) -> float:
+        """The next list tick: short while anything changed within LIST_FAST_PHASE, then slower."""
+        if self.poll_interval is not None:
+            return self.poll_interval
+        if quiet_for < LIST_FAST_PHASE:
+            return ADAPTIVE_FIRST_POLL
+        return self.next_interval(current)
 
 
 class Reporter(Protocol):
@@ -434,6 +463,13 @@ class _Run:
     running: dict[str, _Running] = field(default_factory=dict)
     results: dict[str, ReloadResult] = field(default_factory=dict)
     starting: str | None = None
+    # None: not tried yet; False: refused (not a TenantAdmin), single GETs from then on.
+    listing: bool | None = None
+    list_at: float | None = None  # the next list tick
+    list_interval: float = ADAPTIVE_FIRST_POLL
+    changed_at: float = 0.0  # the last start or end, for the list tick
+    # When the per-tick budget left reloads due: not before this time.
+    throttled_until: float = 0.0
 
     def __post_init__(self) -> None:
         self.pending = deque(self.app_ids)
@@ -449,6 +485,7 @@ class _Run:
     def _finish(self, result: ReloadResult) -> None:
         self.results[result.app_id] = result
         self.running.pop(result.app_id, None)
+        self.changed_at = self.clock()
         self.reporter.finished(result)
 
     def _start(self, app_id: str) -> None:
@@ -467,6 +504,9 @@ class _Run:
         # Tracked before anything else can be interrupted, so Ctrl-C still reports its id.
         running = _Running(app_id, record, now, now + interval, interval)
         self.running[app_id] = running
+        self.changed_at = now
+        if self.list_at is None:
+            self.list_at = now + interval
         self.starting = None
         self.reporter.started(app_id, record)
         if self.wait is None:
@@ -483,14 +523,70 @@ class _Run:
         # The last poll happens at the deadline itself, so a reload ending just in time counts.
         return running.next_poll_at if deadline is None else min(running.next_poll_at, deadline)
 
+    def _lists(self) -> bool:
+        return (
+            self.listing is not False
+            and len(self.running) >= 2
+            and isinstance(self.api, ReloadLister)
+        )
+
     def _poll_due(self) -> None:
-        wake = min(self._due_at(r) for r in self.running.values())
+        """Wait for the next tick, then poll: one list request, or a bounded number of GETs."""
+        if self._lists():
+            assert self.list_at is not None
+            # Deadlines still wake the run on time: each reload's last poll is at its deadline.
+            deadlines = [d for d in map(self._deadline, self.running.values()) if d is not None]
+            wake = min([self.list_at, *deadlines])
+        else:
+            wake = max(min(self._due_at(r) for r in self.running.values()), self.throttled_until)
         now = self.clock()
         if wake > now:
             self.sleep(wake - now)
-        for running in sorted(self.running.values(), key=self._due_at):
+        listed = self._lists() and self.list_at is not None and self.list_at <= self.clock()
+        if listed:
+            self._list_tick()
+        # The list request counts against the tick's budget.
+        self._poll_each_due(budget=MAX_POLLS_PER_TICK - listed)
+
+    def _list_tick(self) -> None:
+        assert self.wait is not None
+        lister = self.api
+        assert isinstance(lister, ReloadLister)
+        try:
+            records = lister.list_recent(LIST_LIMIT)
+        except QlikM2MError:
+            # Not a TenantAdmin (GET /api/v1/reloads needs appId otherwise), or the list failed:
+            # single GETs for the rest of the run, each on its own schedule.
+            self.listing = False
+            return
+        self.listing = True
+        now = self.clock()
+        by_id = {str(record.get("id")): record for record in records}
+        for running in list(self.running.values()):
+            record = by_id.get(running.reload_id)
+            if record is None:
+                continue  # older than the list's page: polled on its own below
+            running.record = record
+            self.reporter.polled(running.app_id, record, now - running.started_at)
+            # Seen by this tick: its own schedule moves on, so no single GET is due for it
+            # while the list keeps it in sight.
+            self._conclude(running, now)
+        quiet_for = now - self.changed_at
+        self.list_interval = self.wait.list_interval(self.list_interval, quiet_for)
+        self.list_at = now + self.list_interval
+
+    def _poll_each_due(self, budget: int = MAX_POLLS_PER_TICK) -> None:
+        polled = 0
+        due = sorted(self.running.values(), key=self._due_at)
+        for running in due:
             if self._due_at(running) > self.clock():
                 continue
+            if polled >= budget:
+                # The rest wait for the next tick: requests per tick stay bounded.
+                assert self.wait is not None
+                self.throttled_until = self.clock() + self.wait.first_interval()
+                return
+            polled += 1
             try:
                 record = self.api.get(running.reload_id)
             except QlikM2MError as error:
@@ -607,6 +703,14 @@ class ClientReloadApi:
     def get(self, reload_id: str) -> Mapping[str, Any]:
         record = self._client.get_json(f"/api/v1/reloads/{quote(reload_id, safe='')}")
         return _record(record, "GET /api/v1/reloads/{id}")
+
+    def list_recent(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        """GET /api/v1/reloads without appId (reloads.json: TenantAdmin only), newest first."""
+        page = self._client.get_json("/api/v1/reloads", params={"limit": str(limit)})
+        data = page.get("data") if isinstance(page, dict) else None
+        if not isinstance(data, list):
+            raise ApiError("GET /api/v1/reloads did not answer with a list of reloads.")
+        return [_record(item, "GET /api/v1/reloads") for item in data]
 
     def log_tail(self, app_id: str, reload_id: str, lines: int) -> Sequence[str]:
         # The script log can be large: keep only its tail while streaming it.

@@ -18,7 +18,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -424,12 +424,9 @@ class TokenManager:
             return self._remember(token)
         if not self.use_cache:
             return self._remember(self._mint())
-        held = self.last
-        if held is not None and held.origin in ("cache", "minted") and held.is_fresh(self.clock()):
-            # A token this run holds stays in use even when its cache file is dropped meanwhile
-            # (a rotation just stored the context's new credential): minting again would only
-            # waste a token. Handed out as "cache", so a 401 on it still re-mints once.
-            return Token(held.value, "cache", held.expires_at, held.scope)
+        held = self._held_fresh()
+        if held is not None:
+            return self._remember(held)
         cached = self._fresh_cached(avoid=None)
         if cached is not None:
             return self._remember(cached)
@@ -471,6 +468,25 @@ class TokenManager:
         register_secret(token.value)
         self.last = token
         return token
+
+    def _held_fresh(self) -> Token | None:
+        """The token this manager last handed out, while fresh and cached (no file read).
+
+        A listing asks for a token once a page: re-reading and re-checking the cache file each
+        time cost more than the page's own work. A minted token comes back as ``cache``, as a
+        re-read would have given it, so a later 401 still re-mints once.
+        """
+        held = self.last
+        # Also without a usable cache (cache_problem): the token this run minted stays in use
+        # rather than a mint per request. A rotation that drops the cache file mid-run likewise
+        # keeps the run on the token it holds.
+        if held is None or held.origin not in ("cache", "minted"):
+            return None
+        if held.expires_at is None:  # a minted token without a lifetime is never cached
+            return None
+        if not held.is_fresh(self.clock()):
+            return None
+        return held if held.origin == "cache" else replace(held, origin="cache")
 
     def _entry_matches(self, entry: _Entry) -> bool:
         assert self._key is not None

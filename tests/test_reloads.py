@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from qlikm2m.errors import (
 from qlikm2m.reloads import (
     ADAPTIVE_FIRST_POLL,
     ADAPTIVE_MAX_POLL,
+    MAX_POLLS_PER_TICK,
     Outcome,
     PlainReporter,
     ReloadResult,
@@ -424,3 +426,122 @@ def test_an_auth_error_after_a_start_is_that_apps_row_only(clock: FakeClock) -> 
     error = report.error()
     assert isinstance(error, AuthError)
     assert error.message == "2 reloads: 1 succeeded, 1 error."
+
+
+# --- one list request a tick (TenantAdmin), bounded single GETs otherwise -----------------------
+
+
+class ListingTenant(FakeTenant):
+    """A tenant whose credentials may list every reload (GET /api/v1/reloads without appId)."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        scripts: Mapping[str, Sequence[tuple[float, str]]],
+        *,
+        refuse: Exception | None = None,
+        newest: int | None = None,
+    ) -> None:
+        super().__init__(clock, scripts)
+        self.lists: list[float] = []
+        self.get_times: list[float] = []
+        self.refuse = refuse
+        self.newest = newest  # how many of the newest reloads the list shows
+
+    def list_recent(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        self.lists.append(self.clock.now)
+        if self.refuse is not None:
+            raise self.refuse
+        newest_first = list(self.started)[::-1]  # started in that order
+        shown = newest_first[: min(limit, self.newest or limit)]
+        return [self._record(app) for app in shown]
+
+    def get(self, reload_id: str) -> Mapping[str, Any]:
+        self.get_times.append(self.clock.now)
+        return super().get(reload_id)
+
+
+def _batch(count: int, seconds: float) -> dict[str, list[tuple[float, str]]]:
+    return {f"app{i:02}": [(0, "RELOADING"), (seconds, "SUCCEEDED")] for i in range(count)}
+
+
+def _most_at_one_moment(times: Sequence[float]) -> int:
+    return max(times.count(t) for t in set(times)) if times else 0
+
+
+def test_twenty_parallel_reloads_are_seen_ending_within_a_second_with_one_request_a_tick(
+    clock: FakeClock,
+) -> None:
+    tenant = ListingTenant(clock, _batch(20, 6.0))
+    report = run(tenant, clock, list(tenant.scripts), max_parallel=20)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    last_end = max(started for _, started in tenant.started.values()) + 6.0
+    assert clock.now - last_end <= 1.0
+    # One list request a tick, no single GETs: the count does not grow with the reloads.
+    assert tenant.gets == []
+    assert len(tenant.lists) == len(set(tenant.lists)) <= 7
+
+
+def test_with_the_list_requests_per_minute_stay_at_most_one_a_second(clock: FakeClock) -> None:
+    tenant = ListingTenant(clock, _batch(20, 300.0))
+    run(tenant, clock, list(tenant.scripts), max_parallel=20)
+    requests = len(tenant.lists) + len(tenant.gets)
+    # The old default polled each of 4 reloads at 1, 2.5, 4.75 s...: up to 4 requests a second.
+    assert requests <= 300 / ADAPTIVE_FIRST_POLL
+    assert _most_at_one_moment(tenant.lists) == 1
+    # ...and backs off once nothing changes: far fewer than one a second over 5 minutes.
+    assert requests < 100
+
+
+def test_a_refused_list_falls_back_to_at_most_four_gets_a_tick(clock: FakeClock) -> None:
+    refusal = ApiError("appId is required.")
+    tenant = ListingTenant(clock, _batch(20, 6.0), refuse=refusal)
+    report = run(tenant, clock, list(tenant.scripts), max_parallel=20)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    assert len(tenant.lists) == 1  # tried once, then single GETs for the run
+    # The refused list request counts against its tick's budget.
+    every = [*tenant.lists, *tenant.get_times]
+    assert _most_at_one_moment(every) <= MAX_POLLS_PER_TICK
+    # Ticks are at least the first poll interval apart: at most 4 requests a second.
+    moments = sorted(set(tenant.get_times))
+    assert all(b - a >= ADAPTIVE_FIRST_POLL - 1e-9 for a, b in itertools.pairwise(moments))
+
+
+def test_a_reload_the_list_no_longer_shows_is_polled_on_its_own(clock: FakeClock) -> None:
+    scripts = {"old": [(0, "RELOADING"), (5, "SUCCEEDED")], **_batch(3, 5.0)}
+    tenant = ListingTenant(clock, scripts, newest=3)
+    report = run(tenant, clock, list(scripts), max_parallel=4)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    # The first reload started is the one past the list's newest three.
+    assert set(tenant.gets) == {"r-old"}
+
+
+def test_a_failed_reload_seen_in_the_list_still_gets_its_log_tail(clock: FakeClock) -> None:
+    scripts = {"a": [(0, "RELOADING"), (3, "FAILED")], "b": [(0, "RELOADING"), (4, "SUCCEEDED")]}
+    tenant = ListingTenant(clock, scripts)
+    report = run(tenant, clock, ["a", "b"])
+    assert [r.outcome for r in report.results] == [Outcome.FAILED, Outcome.SUCCEEDED]
+    assert tenant.log_requests == [("a", "r-a")]
+    assert report.exit_code is ExitCode.RELOAD_FAILED
+
+
+def test_a_deadline_still_ends_the_wait_in_list_mode(clock: FakeClock) -> None:
+    tenant = ListingTenant(clock, _batch(3, 600.0))
+    report = run(tenant, clock, list(tenant.scripts), timeout=20.0)
+    assert all(r.outcome is Outcome.TIMED_OUT for r in report.results)
+    assert clock.now - 1000.0 == pytest.approx(20.0)
+
+
+def test_per_reload_gets_are_bounded_per_tick_without_a_list(clock: FakeClock) -> None:
+    tenant = FakeTenant(clock, _batch(12, 4.0))
+    times: list[float] = []
+    original_get = tenant.get
+
+    def timed_get(reload_id: str) -> Mapping[str, Any]:
+        times.append(clock.now)
+        return original_get(reload_id)
+
+    tenant.get = timed_get  # type: ignore[method-assign]
+    report = run(tenant, clock, list(tenant.scripts), max_parallel=12)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    assert _most_at_one_moment(times) <= MAX_POLLS_PER_TICK

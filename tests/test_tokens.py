@@ -387,3 +387,60 @@ def test_dropping_tokens_in_a_read_only_cache_keeps_going(
 
     monkeypatch.setattr(Path, "unlink", refuse)
     assert drop_cached_tokens(_env(), server=server, client_id="client-1") == 0
+
+
+def test_one_manager_reads_the_cache_file_once_for_many_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qlikm2m import tokens
+
+    transport = FakeTransport()
+    _manager(transport).token()
+    reads: list[Path] = []
+    real_read = tokens._read_entry
+
+    def counting_read(path: Path) -> Any:
+        reads.append(path)
+        return real_read(path)
+
+    monkeypatch.setattr(tokens, "_read_entry", counting_read)
+    manager = _manager(transport)
+    # A listing asks once a page.
+    values = {manager.token().value for _ in range(50)}
+    assert len(values) == 1
+    assert len(reads) == 1
+    assert len(transport.requests) == 1
+
+
+def test_a_held_minted_token_comes_back_as_cached_so_a_401_still_remints_once() -> None:
+    transport = FakeTransport()
+    manager = _manager(transport)
+    minted = manager.token()
+    assert minted.origin == "minted"
+    again = manager.token()
+    assert again.value == minted.value
+    assert again.origin == "cache"  # as a re-read of the file would have said
+    replacement = manager.after_unauthorized(again)
+    assert replacement is not None
+    assert replacement.value != minted.value
+    assert manager.token().value == replacement.value
+    assert len(transport.requests) == 2
+
+
+def test_a_held_token_near_its_end_is_not_reused() -> None:
+    transport = FakeTransport(expires_in=3600)
+    clock = FakeClock(NOW)
+    manager = _manager(transport, clock=clock)
+    first = manager.token()
+    clock.advance(3600 - REFRESH_MARGIN + 1)
+    second = manager.token()
+    assert second.value != first.value
+    assert len(transport.requests) == 2
+
+
+def test_a_token_without_known_lifetime_is_not_held_either() -> None:
+    transport = FakeTransport(expires_in=None)
+    manager = _manager(transport)
+    manager.token()
+    manager.token()
+    assert len(transport.requests) == 2
