@@ -121,7 +121,9 @@ def register(root: typer.Typer) -> None:
         app_ref: AppArg,
         out: Annotated[
             Path,
-            typer.Option("--out", "-f", help="The .qvf file to write.", show_default=False),
+            typer.Option(
+                "--out", "-f", metavar="FILE", help="The .qvf file to write.", show_default=False
+            ),
         ],
         no_data: Annotated[
             bool, typer.Option("--no-data", help="Export the app without its data.")
