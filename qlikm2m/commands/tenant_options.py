@@ -16,19 +16,20 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qlikm2m.commands.common import TenantFlags as TenantFlags
+from qlikm2m.commands.common import show_listing, show_resource
 from qlikm2m.settings import SPEC
 
 if TYPE_CHECKING:
     from qlikm2m.client import QlikClient
     from qlikm2m.listing import Listing
     from qlikm2m.runtime import Runtime
-    from qlikm2m.settings import ResolvedSettings, SettingSpec
+    from qlikm2m.settings import SettingSpec
 
 _PANEL = "Tenant connection"
 _OUTPUT_PANEL = "Output"
@@ -39,34 +40,6 @@ class OutputFormat(StrEnum):
     yaml = "yaml"
     table = "table"
     text = "text"
-
-
-@dataclass(frozen=True)
-class TenantFlags:
-    """The connection flags of one invocation, passed as-is to ``resolve_settings``."""
-
-    server: str | None = None
-    client_id: str | None = None
-    client_secret_stdin: bool = False
-    scope: str | None = None
-    ca_bundle: str | None = None
-    impersonate: str | None = None
-    no_token_cache: bool = False
-    connect_timeout: float | None = None
-    read_timeout: float | None = None
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def settings(self, runtime: Runtime) -> ResolvedSettings:
-        from qlikm2m.settings import resolve_settings
-
-        return resolve_settings(runtime, **self.as_kwargs())
-
-    def client(self, runtime: Runtime) -> QlikClient:
-        from qlikm2m.client import QlikClient
-
-        return QlikClient(self.settings(runtime), runtime)
 
 
 def _complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -328,14 +301,8 @@ def runtime_of(ctx: typer.Context) -> Runtime:
 
 
 def print_resource(ctx: typer.Context, tenant: TenantFlags, path: str) -> None:
-    """GET one resource and print it; the output is set up first, so a bad --query costs no
-    request."""
-    from qlikm2m.output import Output
-
-    runtime = runtime_of(ctx)
-    output = Output(runtime)
-    with tenant.client(runtime) as client:
-        output.emit(client.get_json(path))
+    """``show_resource`` for a command that has not yet its own options and run function."""
+    show_resource(runtime_of(ctx), tenant, path)
 
 
 def print_listing(
@@ -346,22 +313,5 @@ def print_listing(
     limit: int | None,
     ndjson: bool,
 ) -> None:
-    """Every page of ``listing`` (or the first ``limit`` items), streamed to the output.
-
-    ``listing`` may be built with the client (a space given by name is looked up first).
-    """
-    from qlikm2m.listing import check_limit, emit_listing, fetch
-    from qlikm2m.output import Output
-
-    runtime = runtime_of(ctx)
-    check_limit(limit)
-    Output(runtime)  # a bad --query costs no request
-    with tenant.client(runtime) as client:
-        chosen = listing(client) if callable(listing) else listing
-        records = fetch(client, chosen, limit)
-        if chosen.noun == "apps":
-            from qlikm2m.completion_cache import remember_apps
-
-            # What completion offers after `reload <TAB>` (docs/completion.md).
-            records.source = remember_apps(runtime.env, records.source)
-        emit_listing(runtime, chosen, records, ndjson=ndjson)
+    """``show_listing`` for a command that has not yet its own options and run function."""
+    show_listing(runtime_of(ctx), tenant, listing, limit=limit, ndjson=ndjson)
