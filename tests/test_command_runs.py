@@ -12,7 +12,7 @@ import pytest
 from fixtures_sandbox import sandbox_env
 from harness import make_runtime
 
-from qlikm2m.commands import auth, doctor, items, spaces, tenant, user
+from qlikm2m.commands import api, apps, auth, doctor, items, reload, spaces, tenant, user
 from qlikm2m.commands.common import TenantFlags
 from qlikm2m.errors import UsageError
 
@@ -79,6 +79,28 @@ def test_doctor_returns_the_first_failure_s_exit_code(sandbox: Any) -> None:
     code = doctor.run_doctor(doctor.DoctorOptions(runtime, TenantFlags()))
     assert code == 3  # settings: the URL is refused
     assert json.loads(runtime.out)["ok"] is False
+
+
+def test_api_calls_the_path_of_its_options(sandbox: Any) -> None:
+    runtime = make_runtime(sandbox_env(sandbox))
+    api.run_api(api.ApiOptions(runtime=runtime, tenant=TenantFlags(), path="v1/users/me"))
+    assert "subject" in json.loads(runtime.out)
+
+
+def test_apps_get_refuses_an_empty_id_before_any_request(sandbox: Any) -> None:
+    runtime = make_runtime(sandbox_env(sandbox))
+    with pytest.raises(UsageError, match="app id is empty"):
+        apps.run_get(apps.AppGetOptions(runtime=runtime, tenant=TenantFlags(), app_id="  "))
+    assert sandbox.count("POST /oauth/token") == 0
+
+
+def test_reload_returns_its_exit_code_and_prints_one_record_per_app(sandbox: Any) -> None:
+    runtime = make_runtime(sandbox_env(sandbox), output="json")
+    app_id = sandbox.app_ids()[0]
+    options = reload.ReloadOptions(runtime=runtime, tenant=TenantFlags(), app_ids=[app_id])
+    assert reload.run_reload(options) == 0
+    [record] = json.loads(runtime.out)
+    assert record["appId"] == app_id
 
 
 def _run_functions() -> dict[str, ast.FunctionDef]:
