@@ -677,19 +677,12 @@ def register(root: typer.Typer) -> None:
     app = typer.Typer(help="Qlik Sense apps.", no_args_is_help=True)
 
     app.command("ls")(ls)
-
     app.command("get")(get)
-
     app.command("export")(export)
-
     app.command("import")(import_)
-
     app.command("publish")(publish)
-
     app.command("republish")(republish)
-
     app.command("deploy", epilog=DEPLOY_EPILOG)(deploy)
-
     app.command("rm")(rm)
 
     root.add_typer(app, name="apps")

@@ -191,9 +191,7 @@ def register(root: typer.Typer) -> None:
     app = typer.Typer(help="Data files (CSV, QVD, ...) of the tenant.", no_args_is_help=True)
 
     app.command("ls")(ls)
-
     app.command("upload")(upload)
-
     app.command("rm")(rm)
 
     root.add_typer(app, name="data-files")

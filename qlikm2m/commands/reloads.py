@@ -194,11 +194,8 @@ def register(root: typer.Typer) -> None:
     app = typer.Typer(help="Reloads already started, by reload id.", no_args_is_help=True)
 
     app.command("get")(get)
-
     app.command("wait", epilog=EPILOG)(wait)
-
     app.command("cancel")(cancel)
-
     app.command("log")(log)
 
     root.add_typer(app, name="reloads")
