@@ -430,14 +430,15 @@ def test_reloads_by_id_get_wait_log_cancel(
     sandbox = make_sandbox(fail_apps=(failing,))
     env = sandbox_env(sandbox, cli_env)
     app_id = sandbox.app_ids()[0]
-    started = _json(run_qlikm2m("reload", app_id, "--var", "vRegion=EU", env=env))
+    # `reload` prints one record per app id given, whatever their number (docs/output.md).
+    [started] = _json(run_qlikm2m("reload", app_id, "--var", "vRegion=EU", env=env))
 
     got = _json(run_qlikm2m("reloads", "get", started["id"], env=env))
-    waited = _json(run_qlikm2m("reloads", "wait", started["id"], "--poll-interval", "0.1",
+    [waited] = _json(run_qlikm2m("reloads", "wait", started["id"], "--poll-interval", "0.1",
                                env=env))  # fmt: skip
     log = run_qlikm2m("reloads", "log", started["id"], env=env)
     too_late = run_qlikm2m("reloads", "cancel", started["id"], env=env)
-    fails = _json(run_qlikm2m("reload", failing, env=env))
+    [fails] = _json(run_qlikm2m("reload", failing, env=env))
     failed = run_qlikm2m("reloads", "wait", fails["id"], "--poll-interval", "0.1", env=env)
     unknown = run_qlikm2m("reloads", "get", "nope", env=env)
 
@@ -457,8 +458,8 @@ def test_reloads_cancel_and_wait_timeout(
     sandbox = make_sandbox(reload_duration=60)
     env = sandbox_env(sandbox, cli_env)
     app_id = sandbox.app_ids()[0]
-    first = _json(run_qlikm2m("reload", app_id, env=env))
-    second = _json(run_qlikm2m("reload", sandbox.app_ids()[1], env=env))
+    [first] = _json(run_qlikm2m("reload", app_id, env=env))
+    [second] = _json(run_qlikm2m("reload", sandbox.app_ids()[1], env=env))
 
     timed_out = run_qlikm2m("reloads", "wait", first["id"], "--timeout", "0.3s", env=env)
     canceled = _json(run_qlikm2m("reloads", "cancel", second["id"], env=env))

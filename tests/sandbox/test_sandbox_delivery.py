@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import requests
-from sandbox_support import TIMEOUT, Tenant
+from fixtures_sandbox import TIMEOUT, Tenant
 
 from qlikm2m.sandbox import Sandbox
 

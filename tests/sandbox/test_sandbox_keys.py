@@ -8,8 +8,8 @@ import json
 from typing import Any
 
 import pytest
+from fixtures_sandbox import Tenant
 from keys_support import ALGORITHMS, KeyPair, key_pair, token_form
-from sandbox_support import Tenant
 
 from qlikm2m.sandbox import ClientSpec, Sandbox
 from qlikm2m.sandbox.credentials import CLOCK_LEEWAY, MAX_ASSERTION_LIFETIME, SECRET_LIMIT
