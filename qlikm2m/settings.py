@@ -832,7 +832,9 @@ def resolve_settings(
             raise UsageError(
                 "--impersonate needs OAuth client credentials, not an API key or token."
             )
-        impersonate_setting = _resolve(SPEC["impersonate"], env, impersonate)
+        # Parsed as given: a blank value is refused, not taken for "not given".
+        spec = SPEC["impersonate"]
+        impersonate_setting = Setting(spec.parser.from_flag(spec, impersonate), f"flag {spec.flag}")
 
     # A switch: the flag or a true-ish variable turns the cache off; a false-ish one is unset.
     cache_spec = SPEC["token_cache"]

@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import pytest
+
 from qlikm2m.commands.tenant_options import TenantFlags, valued_option_names
 from qlikm2m.http import HttpOptions
 from qlikm2m.settings import OTHER_VARIABLES, SETTINGS, SPEC, explicit_settings
@@ -116,3 +118,16 @@ def test_sensitive_settings_are_never_described_in_clear() -> None:
     shown = sensitive & set(rows)
     assert shown == {"client_secret"}
     assert "a-secret-value-1234" not in str(settings.describe())
+
+
+def test_a_blank_impersonation_is_refused_not_ignored() -> None:
+    from harness import make_runtime
+
+    from qlikm2m.errors import UsageError
+    from qlikm2m.settings import resolve_settings
+
+    runtime = make_runtime(
+        QLIK_SERVER="https://tenant.example.com", QLIK_CLIENT_ID="id-1", QLIK_CLIENT_SECRET="s-1"
+    )
+    with pytest.raises(UsageError, match="is not subject:<subject> or userId:<id>"):
+        resolve_settings(runtime, impersonate="  ")
