@@ -126,3 +126,18 @@ def test_run_functions_know_nothing_of_typer() -> None:
     imported |= {n.module or "" for n in ast.walk(common) if isinstance(n, ast.ImportFrom)}
     assert "qlikm2m.runtime" in imported  # the scan sees imports, also those for type checking
     assert not {name for name in imported if name.split(".")[0] in ("typer", "click")}
+
+
+def test_an_interrupted_wait_concludes_with_130_for_the_caller_to_exit_with() -> None:
+    # reload and reloads wait share the conclusion; it returns the code instead of exiting.
+    from qlikm2m.commands.reload import _conclude
+    from qlikm2m.output import Output
+    from qlikm2m.reloads import Outcome, ReloadResult, RunReport
+
+    runtime = make_runtime(output="json")
+    stopped = ReloadResult("app-1", Outcome.INTERRUPTED, record={"id": "r-1", "status": "QUEUED"})
+    report = RunReport((stopped,), interrupted=True)
+    assert _conclude(runtime, Output(runtime), report, waited=True) == 130
+    assert json.loads(runtime.out)[0]["id"] == "r-1"
+    done = ReloadResult("app-1", Outcome.SUCCEEDED, record={"id": "r-1", "status": "SUCCEEDED"})
+    assert _conclude(runtime, Output(runtime), RunReport((done,)), waited=True) == 0
