@@ -705,8 +705,8 @@ ANATOMY = (
     (
         "CLI: import qlikm2m.cli, then build the `tenant me` command tree (typer.main.get_command)",
         "CLI import and command tree",
-        "from qlikm2m.cli import app, register_commands; import typer.main; "
-        "register_commands(['tenant', 'me']); typer.main.get_command(app)",
+        "from qlikm2m.cli import build_app; import typer.main; "
+        "typer.main.get_command(build_app(['tenant', 'me']))",
     ),
     ("HTTP stack: import requests", "import requests", "import requests"),
     (

@@ -1,16 +1,16 @@
 """The root command, its global options, and the one error boundary of the tool.
 
-Command modules are imported here only for their Typer objects; each defers the imports of the
-core modules it uses to the moment it runs, so ``--version``, ``--help`` and a cached-token
-request stay fast (measured in benchmarks/RESULTS.md).
+The command tree is built per invocation (``build_app``): a fresh root Typer with only the group
+the command line names, so no app object or registry outlives a run. Command modules are
+imported here only for their Typer objects; each defers the imports of the core modules it uses
+to the moment it runs, so ``--version``, ``--help`` and a cached-token request stay fast
+(measured in benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import traceback
-import weakref
 from typing import Annotated
 
 import typer
@@ -22,21 +22,34 @@ from qlikm2m.errors import ExitCode, Interrupted, QlikM2MError, UsageError
 from qlikm2m.redaction import redact
 from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS, Runtime, open_run
 
-app = typer.Typer(
-    name="qlikm2m",
-    help="Qlik Cloud machine-to-machine OAuth from the command line: contexts, tokens and the API.",
-    no_args_is_help=True,
-    # Locals of a failing frame can hold a client secret or a token: never print them.
-    pretty_exceptions_show_locals=False,
-    pretty_exceptions_enable=False,
-    # Rich help panels cost ~150 ms of imports: worth it for a person at a terminal, not for a pipe.
-    rich_markup_mode="rich" if sys.stdout is not None and sys.stdout.isatty() else None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    cls=QlikGroup,
-    # `qlikm2m completion SHELL` prints the script for the shell named; Typer's
-    # --show-completion guessed the shell from the parent process and printed bash for zsh.
-    add_completion=False,
+_EPILOG = (
+    "Every option above is also accepted after the command name, where it wins. "
+    "qlik-cli habits work: app, space, item and list stand for apps, spaces, items and ls. "
+    "Guides: qlikm2m help TOPIC (qlikm2m help lists them)."
 )
+
+
+def _root_app(*, rich_help: bool) -> typer.Typer:
+    """A fresh root Typer with the root callback and no command groups yet."""
+    app = typer.Typer(
+        name="qlikm2m",
+        help="Qlik Cloud machine-to-machine OAuth from the command line: contexts, tokens and "
+        "the API.",
+        no_args_is_help=True,
+        # Locals of a failing frame can hold a client secret or a token: never print them.
+        pretty_exceptions_show_locals=False,
+        pretty_exceptions_enable=False,
+        # Rich help panels cost ~150 ms of imports: worth it for a person at a terminal, not for
+        # a pipe.
+        rich_markup_mode="rich" if rich_help else None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        cls=QlikGroup,
+        # `qlikm2m completion SHELL` prints the script for the shell named; Typer's
+        # --show-completion guessed the shell from the parent process and printed bash for zsh.
+        add_completion=False,
+    )
+    app.callback(epilog=_EPILOG)(root)
+    return app
 
 
 def _print_version(value: bool) -> None:
@@ -54,11 +67,6 @@ def _completion_moved(value: bool) -> None:
         )
 
 
-@app.callback(
-    epilog="Every option above is also accepted after the command name, where it wins. "
-    "qlik-cli habits work: app, space, item and list stand for apps, spaces, items and ls. "
-    "Guides: qlikm2m help TOPIC (qlikm2m help lists them)."
-)
 @root_command
 def root(
     ctx: typer.Context,
@@ -110,11 +118,6 @@ COMMAND_MODULES = (
 )
 # Root options that take a value: the word after them is not the command name.
 _VALUED_ROOT_OPTIONS = valued_option_names()
-# Which groups were attached to which app: a fact about a live app object (groups are never
-# detached), so it may outlive a run, unlike per-run state (see runtime.open_run). Keyed by the
-# app object itself, weakly: an id() can be reused by a new app once the old one is collected,
-# and would then claim groups the new app never received.
-_registered: weakref.WeakKeyDictionary[typer.Typer, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _requested_command(args: list[str]) -> str | None:
@@ -132,47 +135,51 @@ def _requested_command(args: list[str]) -> str | None:
     return None
 
 
-def register_commands(args: list[str] | None = None) -> None:
-    """Attach the command groups to ``app``: only the one asked for when there is one.
+def wanted_groups(args: list[str] | None) -> tuple[str, ...]:
+    """The modules of ``COMMAND_MODULES`` a command line needs: only the one it names when it
+    names one; root help, completion, ``help`` and unknown names get them all."""
+    import os
+
+    completing = "_QLIKM2M_COMPLETE" in os.environ
+    wanted = None if args is None or completing else _requested_command(args)
+    wanted = ALIASES.get(wanted, wanted) if wanted else None
+    wanted = wanted.replace("-", "_") if wanted else wanted  # data-files lives in data_files
+    # `help apps ls` shows another command's help: it needs the whole tree.
+    return (wanted,) if wanted in COMMAND_MODULES and wanted != "help" else COMMAND_MODULES
+
+
+def build_app(args: list[str] | None = None, *, rich_help: bool | None = None) -> typer.Typer:
+    """A new command tree for one invocation: the root and the group(s) ``args`` needs.
 
     Building every group's Click objects costs tens of milliseconds on each run; a command
     line that names its command needs only that group. Root help, completion and unknown
     names get the whole tree (so "No such command" still lists the right choices).
+    ``rich_help`` (default: whether stdout is a terminal) picks rich help panels.
     """
     import importlib
     import os
 
-    completing = "_QLIKM2M_COMPLETE" in os.environ
-    if completing:
+    if "_QLIKM2M_COMPLETE" in os.environ:
         # The shell classes Typer registers only when it adds --install-completion itself
         # (typer is pinned below 0.29: this private home is known).
         from typer._completion_classes import completion_init
 
         completion_init()
-    wanted = None if args is None or completing else _requested_command(args)
-    wanted = ALIASES.get(wanted, wanted) if wanted else None
-    wanted = wanted.replace("-", "_") if wanted else wanted  # data-files lives in data_files
-    # `help apps ls` shows another command's help: it needs the whole tree.
-    names = (wanted,) if wanted in COMMAND_MODULES and wanted != "help" else COMMAND_MODULES
-    done = _registered.setdefault(app, set())
+    if rich_help is None:
+        rich_help = sys.stdout is not None and sys.stdout.isatty()
+    app = _root_app(rich_help=rich_help)
+    names = wanted_groups(args)
     for name in COMMAND_MODULES:
-        if name in names and name not in done:
+        if name in names:
             importlib.import_module(f"qlikm2m.commands.{name}").register(app)
-            done.add(name)
     use_qlik_classes(app)
+    return app
 
 
 def _report(runtime: Runtime, error: QlikM2MError) -> None:
-    stream = runtime.stderr
-    if runtime.json_errors:
-        stream.write(redact(json.dumps(error.to_dict())) + "\n")
-        return
-    red, dim, reset = (
-        ("\x1b[31;1m", "\x1b[2m", "\x1b[0m") if runtime.color_for(stream) else ("",) * 3
-    )
-    stream.write(f"{red}error:{reset} {redact(error.message)}\n")
-    if error.hint:
-        stream.write(f"{dim}hint:{reset} {redact(error.hint)}\n")
+    from qlikm2m.output import report_error
+
+    report_error(runtime, error)
 
 
 def _print_traceback(runtime: Runtime) -> None:
@@ -205,7 +212,7 @@ def _run(argv: list[str] | None, runtime: Runtime | None) -> int:
     runtime = runtime or Runtime()
     _treat_sigterm_as_interrupt()
     try:
-        register_commands(args)
+        app = build_app(args)
         result = app(args=args, prog_name="qlikm2m", standalone_mode=False, obj=runtime)
     except QlikM2MError as error:
         # An expected error is its sentence; its traceback is for those who ask twice (-vv).
@@ -261,11 +268,9 @@ def _click_usage_error(error: typer.TyperException) -> UsageError:
 
 
 def _report_interrupted(runtime: Runtime) -> int:
-    if runtime.json_errors:
-        # A script that asked for JSON parses the last stderr line, whatever ended the run.
-        runtime.stderr.write("\n" + json.dumps(Interrupted("interrupted").to_dict()) + "\n")
-    else:
-        runtime.stderr.write("\ninterrupted\n")
+    from qlikm2m.output import report_error
+
+    report_error(runtime, Interrupted("interrupted"))
     return int(ExitCode.INTERRUPTED)
 
 

@@ -25,18 +25,12 @@ class QlikClient:
     def __init__(
         self, settings: ResolvedSettings, runtime: Runtime, *, use_token_cache: bool = True
     ) -> None:
-        from qlikm2m.http import HttpOptions, Transport
+        from qlikm2m.http import Transport
         from qlikm2m.tokens import TokenManager
 
         self.settings = settings
         self.runtime = runtime
-        options = HttpOptions(
-            connect_timeout=settings.seconds("connect_timeout"),
-            read_timeout=settings.seconds("read_timeout"),
-            max_retry_wait=settings.seconds("max_retry_wait"),
-            max_retries=settings.retries,
-            ca_bundle=settings.ca_bundle.value,
-        )
+        options = settings.http_options()
         self.transport = Transport(
             options,
             trace=runtime.stderr if runtime.verbose else None,

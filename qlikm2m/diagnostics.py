@@ -295,15 +295,9 @@ def check_tls(target: _Target, timeout: float, ca_bundle: str | None) -> Check:
 
 def check_clock(settings: ResolvedSettings, runtime: Runtime) -> Check:
     """Compare our clock with the server's Date header (an unauthenticated metadata request)."""
-    from qlikm2m.http import HttpOptions, Transport
+    from qlikm2m.http import Transport
 
-    options = HttpOptions(
-        connect_timeout=settings.seconds("connect_timeout"),
-        read_timeout=settings.seconds("read_timeout"),
-        max_retry_wait=0.0,
-        max_retries=0,
-        ca_bundle=settings.ca_bundle.value,
-    )
+    options = settings.http_options(max_retry_wait=0.0, max_retries=0)
     transport = Transport(
         options, trace=runtime.stderr if runtime.verbose else None, env=runtime.env
     )

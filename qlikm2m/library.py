@@ -138,18 +138,9 @@ class Client:
     def session(self) -> RequestsSession:
         """A ``requests.Session`` whose requests to the tenant carry a token from the cache
         (``QlikAuth``): see that class. Closed with the client."""
-        from qlikm2m.http import HttpOptions, Transport
+        from qlikm2m.http import Transport
 
-        settings = self._settings
-        transport = Transport(
-            HttpOptions(
-                connect_timeout=settings.seconds("connect_timeout"),
-                read_timeout=settings.seconds("read_timeout"),
-                max_retry_wait=settings.seconds("max_retry_wait"),
-                max_retries=settings.retries,
-                ca_bundle=settings.ca_bundle.value,
-            )
-        )
+        transport = Transport(self._settings.http_options())
         handed_out = transport.session
         handed_out.auth = QlikAuth(self)
         self._session_closers.append(handed_out.close)

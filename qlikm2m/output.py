@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 from qlikm2m.errors import UsageError
 
 if TYPE_CHECKING:
+    from qlikm2m.errors import QlikM2MError
     from qlikm2m.runtime import Runtime
 
 
@@ -269,6 +270,31 @@ def to_text(data: Any) -> str:
 
 
 # --- the one writer ---------------------------------------------------------------------------------
+
+
+def report_error(runtime: Runtime, error: QlikM2MError) -> None:
+    """Write ``error`` to stderr the one way every error is shown (docs/output.md): one JSON
+    object when JSON was asked for, else ``error: ...`` and ``hint: ...`` lines (red and dim at a
+    colour terminal). Redacted. An interruption is ``interrupted`` on a line of its own, after
+    a newline that ends whatever progress line was being drawn."""
+    from qlikm2m.errors import Interrupted
+    from qlikm2m.redaction import redact
+
+    stream = runtime.stderr
+    interrupted = isinstance(error, Interrupted)
+    if runtime.json_errors:
+        # A script that asked for JSON parses the last stderr line, whatever ended the run.
+        stream.write(("\n" if interrupted else "") + redact(json.dumps(error.to_dict())) + "\n")
+        return
+    if interrupted:
+        stream.write("\ninterrupted\n")
+        return
+    red, dim, reset = (
+        ("\x1b[31;1m", "\x1b[2m", "\x1b[0m") if runtime.color_for(stream) else ("",) * 3
+    )
+    stream.write(f"{red}error:{reset} {redact(error.message)}\n")
+    if error.hint:
+        stream.write(f"{dim}hint:{reset} {redact(error.hint)}\n")
 
 
 def chosen_format(runtime: Runtime, *, listing: bool = False) -> str:

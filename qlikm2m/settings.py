@@ -18,38 +18,13 @@ from qlikm2m.redaction import mask, register_secret
 if TYPE_CHECKING:
     from qlikm2m.assertion import SigningKey
     from qlikm2m.contexts import Context
+    from qlikm2m.http import HttpOptions
     from qlikm2m.runtime import Runtime
 
 AuthType = Literal["oauth", "apikey", "token"]
 
-ENV_SERVER = "QLIK_SERVER"
-ENV_CLIENT_ID = "QLIK_CLIENT_ID"
-ENV_CLIENT_SECRET = "QLIK_CLIENT_SECRET"  # noqa: S105 - a variable name, not a secret
-ENV_API_KEY = "QLIK_API_KEY"
-ENV_ACCESS_TOKEN = "QLIK_ACCESS_TOKEN"  # noqa: S105
-ENV_SCOPE = "QLIK_SCOPE"
-ENV_CA_BUNDLE = "QLIK_CA_BUNDLE"
-ENV_CONTEXT = "QLIK_CONTEXT"
-ENV_NO_TOKEN_CACHE = "QLIKM2M_NO_TOKEN_CACHE"  # noqa: S105
-ENV_CONNECT_TIMEOUT = "QLIKM2M_CONNECT_TIMEOUT"
-ENV_READ_TIMEOUT = "QLIKM2M_READ_TIMEOUT"
-ENV_MAX_RETRY_WAIT = "QLIKM2M_MAX_RETRY_WAIT"
-ENV_MAX_RETRIES = "QLIKM2M_MAX_RETRIES"
-# Private-key JWT (docs/private-key-jwt.md): the key as PEM text or a file path (CI secret stores
-# hand over either), its passphrase when encrypted, and the kid/alg it is registered under.
-ENV_PRIVATE_KEY = "QLIK_PRIVATE_KEY"
-ENV_PRIVATE_KEY_FILE = "QLIK_PRIVATE_KEY_FILE"
-ENV_PRIVATE_KEY_PASSPHRASE = "QLIK_PRIVATE_KEY_PASSPHRASE"  # noqa: S105 - a variable name
-ENV_KEY_ID = "QLIK_KEY_ID"
-ENV_KEY_ALG = "QLIK_KEY_ALG"
-
 CredentialType = Literal["client_secret", "private_key"]
 MAX_KEY_FILE = 64 * 1024
-
-DEFAULT_CONNECT_TIMEOUT = 10.0
-DEFAULT_READ_TIMEOUT = 60.0
-DEFAULT_MAX_RETRY_WAIT = 60.0
-DEFAULT_MAX_RETRIES = 4
 
 _URL_HINT = (
     "A tenant URL looks like https://tenant.eu.qlikcloud.com (a bare host name is fine too)."
@@ -172,6 +147,288 @@ def _netloc(host: str, port: int | None, scheme: str) -> str:
     shown_host = f"[{host}]" if ":" in host else host
     default = 443 if scheme == "https" else 80
     return shown_host if port in (None, default) else f"{shown_host}:{port}"
+
+
+# --- the settings table -------------------------------------------------------------------------
+
+
+class Parser:
+    """How one setting's text is checked and typed. ``text`` is a flag's or variable's value
+    (already stripped, never empty); ``source`` names where it came from for messages."""
+
+    def from_text(self, spec: SettingSpec, raw: str, source: str) -> str:
+        return raw
+
+    def from_flag(self, spec: SettingSpec, value: Any) -> str:
+        return self.from_text(spec, str(value).strip(), f"flag {spec.flag}")
+
+    def typed(self, value: str) -> Any:
+        return value
+
+
+class _Seconds(Parser):
+    """Seconds above 0 (or from 0, ``allow_zero``) up to a day, shown as ``%g``."""
+
+    def __init__(self, *, allow_zero: bool = False) -> None:
+        self.allow_zero = allow_zero
+
+    def from_text(self, spec: SettingSpec, raw: str, source: str) -> str:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1.0
+        low_ok = value >= 0 if self.allow_zero else value > 0
+        if not (low_ok and value <= 86400):
+            raise ConfigError(f"{spec.env} is {_shown(raw)}; expected a number of seconds above 0.")
+        return _fmt(value)
+
+    def from_flag(self, spec: SettingSpec, value: Any) -> str:
+        if not (0 < value <= 86400):
+            raise UsageError(f"{spec.flag} must be a number of seconds above 0, not {value}.")
+        return _fmt(value)
+
+    def typed(self, value: str) -> float:
+        return float(value)
+
+
+class _Count(Parser):
+    """A whole number from 0 to ``most``."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+
+    def from_text(self, spec: SettingSpec, raw: str, source: str) -> str:
+        if not raw.isdigit() or int(raw) > self.most:
+            raise ConfigError(
+                f"{spec.env} is {_shown(raw)}; expected a whole number from 0 to {self.most}."
+            )
+        return str(int(raw))
+
+    def typed(self, value: str) -> int:
+        return int(value)
+
+
+class _CaBundle(Parser):
+    """A readable file, kept as its absolute path."""
+
+    def from_text(self, spec: SettingSpec, raw: str, source: str) -> str:
+        return _check_ca_bundle(Setting(raw, source))
+
+
+class _Impersonation(Parser):
+    def from_flag(self, spec: SettingSpec, value: Any) -> str:
+        return parse_impersonation(str(value))
+
+
+class _Server(Parser):
+    def from_text(self, spec: SettingSpec, raw: str, source: str) -> str:
+        return normalize_server_url(raw)
+
+
+_TEXT = Parser()
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting, declared once: where it may come from, its default, how it is parsed and
+    whether it is secret. Resolution (``resolve_settings``), provenance (``describe``), the shared
+    flags (``qlikm2m.commands.tenant_options``), the HTTP options (``http_options``) and the test
+    of docs/environment.md all read ``SETTINGS``.
+
+    ``flag`` is the shared option on every tenant command (None: none); ``param`` the Python name
+    the flag's value arrives under; ``env`` the environment variable; ``context_key`` the
+    attribute of a stored context; ``default`` the value as resolved (a string, as ``Setting``
+    holds it); ``http_option`` the ``HttpOptions`` field it sets; ``sensitive`` settings are
+    never shown, only masked; ``help``/``metavar`` describe the flag.
+    """
+
+    name: str
+    env: str | None = None
+    flag: str | None = None
+    param: str | None = None
+    context_key: str | None = None
+    default: str | None = None
+    parser: Parser = _TEXT
+    sensitive: bool = False
+    http_option: str | None = None
+    metavar: str | None = None
+    help: str = ""
+    short_flag: str | None = None
+
+    @property
+    def documented_default(self) -> str | None:
+        """The default as docs/environment.md shows it: ``off`` for a ``--no-...`` switch (the
+        variable turns it off), else the value in backquotes; None for no default."""
+        if self.default is None:
+            return None
+        if self.flag is not None and self.flag.startswith("--no-"):
+            return "off"
+        return f"`{self.default}`"
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "context",
+        env="QLIK_CONTEXT",
+        flag="--context",
+        short_flag="-c",
+        param="context_name",
+        metavar="NAME",
+        help="Use this context for this command only ($QLIK_CONTEXT does the same per shell).",
+    ),
+    SettingSpec(
+        "server",
+        env="QLIK_SERVER",
+        flag="--server",
+        param="server",
+        context_key="server",
+        parser=_Server(),
+        metavar="URL",
+        help="Tenant URL, e.g. https://tenant.eu.qlikcloud.com ($QLIK_SERVER).",
+    ),
+    SettingSpec(
+        "client_id",
+        env="QLIK_CLIENT_ID",
+        flag="--client-id",
+        param="client_id",
+        context_key="client_id",
+        metavar="ID",
+        help="OAuth client id ($QLIK_CLIENT_ID); its secret comes from $QLIK_CLIENT_SECRET "
+        "or --client-secret-stdin.",
+    ),
+    SettingSpec(
+        "client_secret",
+        env="QLIK_CLIENT_SECRET",
+        # The flag says where to read the secret, never the secret itself.
+        flag="--client-secret-stdin",
+        param="client_secret_stdin",
+        sensitive=True,
+        help="Read the client secret from the first line of stdin (never from argv).",
+    ),
+    SettingSpec("private_key", env="QLIK_PRIVATE_KEY", sensitive=True),
+    SettingSpec("private_key_file", env="QLIK_PRIVATE_KEY_FILE"),
+    SettingSpec("private_key_passphrase", env="QLIK_PRIVATE_KEY_PASSPHRASE", sensitive=True),
+    SettingSpec("key_id", env="QLIK_KEY_ID"),
+    SettingSpec("key_alg", env="QLIK_KEY_ALG"),
+    SettingSpec("api_key", env="QLIK_API_KEY", sensitive=True),
+    SettingSpec("access_token", env="QLIK_ACCESS_TOKEN", sensitive=True),
+    SettingSpec(
+        "scope",
+        env="QLIK_SCOPE",
+        flag="--scope",
+        param="scope",
+        context_key="scope",
+        metavar="SCOPES",
+        help="Space-separated OAuth scopes ($QLIK_SCOPE).",
+    ),
+    SettingSpec(
+        "impersonate",
+        flag="--impersonate",
+        param="impersonate",
+        parser=_Impersonation(),
+        metavar="USER",
+        help="Act as a user: subject:<subject> or userId:<id> (user-impersonation grant).",
+    ),
+    SettingSpec(
+        "token_cache",
+        env="QLIKM2M_NO_TOKEN_CACHE",
+        flag="--no-token-cache",
+        param="no_token_cache",
+        default="on",
+        help="Mint a token for this command only ($QLIKM2M_NO_TOKEN_CACHE=1).",
+    ),
+    SettingSpec(
+        "ca_bundle",
+        env="QLIK_CA_BUNDLE",
+        flag="--ca-bundle",
+        param="ca_bundle",
+        context_key="ca_bundle",
+        parser=_CaBundle(),
+        http_option="ca_bundle",
+        metavar="FILE",
+        help="Extra CA certificates (PEM) trusted besides the system store ($QLIK_CA_BUNDLE).",
+    ),
+    SettingSpec(
+        "connect_timeout",
+        env="QLIKM2M_CONNECT_TIMEOUT",
+        flag="--connect-timeout",
+        param="connect_timeout",
+        default="10",
+        parser=_Seconds(),
+        http_option="connect_timeout",
+        metavar="SECONDS",
+        help="Seconds to wait for a connection ($QLIKM2M_CONNECT_TIMEOUT, default 10).",
+    ),
+    SettingSpec(
+        "read_timeout",
+        env="QLIKM2M_READ_TIMEOUT",
+        flag="--read-timeout",
+        param="read_timeout",
+        default="60",
+        parser=_Seconds(),
+        http_option="read_timeout",
+        metavar="SECONDS",
+        help="Seconds to wait for data from the server ($QLIKM2M_READ_TIMEOUT, default 60).",
+    ),
+    SettingSpec(
+        "max_retry_wait",
+        env="QLIKM2M_MAX_RETRY_WAIT",
+        default="60",
+        parser=_Seconds(allow_zero=True),
+        http_option="max_retry_wait",
+    ),
+    SettingSpec(
+        "max_retries",
+        env="QLIKM2M_MAX_RETRIES",
+        default="4",
+        parser=_Count(100),
+        http_option="max_retries",
+    ),
+)
+SPEC = {spec.name: spec for spec in SETTINGS}
+
+# Variables read outside settings resolution, by the module that owns them (name -> default as
+# docs/environment.md shows it): listed so that the docs test knows every variable qlikm2m reads.
+OTHER_VARIABLES: dict[str, str] = {
+    "QLIKM2M_OUTPUT": "`json`",  # runtime.Runtime.output
+    "QLIKM2M_KEYRING_TIMEOUT": "60 at a terminal, 8 otherwise",  # secretstore
+    "QLIKM2M_CONFIG_DIR": "the platform's user config folder",  # paths
+    "QLIKM2M_CACHE_DIR": "the platform's user cache folder",  # paths
+    "QLIKM2M_SANDBOX_CLIENT_SECRET": "random",  # sandbox
+}
+
+
+def _env_name(name: str) -> str:
+    env = SPEC[name].env
+    assert env is not None
+    return env
+
+
+ENV_SERVER = _env_name("server")
+ENV_CLIENT_ID = _env_name("client_id")
+ENV_CLIENT_SECRET = _env_name("client_secret")
+ENV_API_KEY = _env_name("api_key")
+ENV_ACCESS_TOKEN = _env_name("access_token")
+ENV_SCOPE = _env_name("scope")
+ENV_CA_BUNDLE = _env_name("ca_bundle")
+ENV_CONTEXT = _env_name("context")
+ENV_NO_TOKEN_CACHE = _env_name("token_cache")
+ENV_CONNECT_TIMEOUT = _env_name("connect_timeout")
+ENV_READ_TIMEOUT = _env_name("read_timeout")
+ENV_MAX_RETRY_WAIT = _env_name("max_retry_wait")
+ENV_MAX_RETRIES = _env_name("max_retries")
+# Private-key JWT (docs/private-key-jwt.md): the key as PEM text or a file path (CI secret stores
+# hand over either), its passphrase when encrypted, and the kid/alg it is registered under.
+ENV_PRIVATE_KEY = _env_name("private_key")
+ENV_PRIVATE_KEY_FILE = _env_name("private_key_file")
+ENV_PRIVATE_KEY_PASSPHRASE = _env_name("private_key_passphrase")
+ENV_KEY_ID = _env_name("key_id")
+ENV_KEY_ALG = _env_name("key_alg")
+
+DEFAULT_CONNECT_TIMEOUT = float(SPEC["connect_timeout"].default or 0)
+DEFAULT_READ_TIMEOUT = float(SPEC["read_timeout"].default or 0)
+DEFAULT_MAX_RETRY_WAIT = float(SPEC["max_retry_wait"].default or 0)
+DEFAULT_MAX_RETRIES = int(SPEC["max_retries"].default or 0)
 
 
 # --- resolved values ----------------------------------------------------------------------------
@@ -324,30 +581,47 @@ class ResolvedSettings:
     def retries(self) -> int:
         return int(self.max_retries.value or DEFAULT_MAX_RETRIES)
 
+    def http_options(self, **overrides: Any) -> HttpOptions:
+        """The transport's options, from every setting the table maps to an ``HttpOptions``
+        field (timeouts, retries, CA bundle); ``overrides`` replace some (``doctor`` retries
+        nothing)."""
+        from qlikm2m.http import HttpOptions
+
+        values: dict[str, Any] = {}
+        for spec in SETTINGS:
+            if spec.http_option is None:
+                continue
+            setting: Setting = getattr(self, spec.name)
+            if setting.value is not None:
+                values[spec.http_option] = spec.parser.typed(setting.value)
+        values.update(overrides)
+        return HttpOptions(**values)
+
     def describe(self) -> list[dict[str, str]]:
         """name/value/source rows for ``auth status`` and ``context get``; the secret is masked."""
-        rows: list[tuple[str, Setting]] = [
-            ("context", self.context_name),
-            ("server", self.server),
-            ("auth_type", self.auth_type),
-        ]
-        if self.kind == "oauth":
-            rows.append(("client_id", self.client_id))
         secret_label = {"oauth": "client_secret", "apikey": "api_key", "token": "access_token"}
         label = "private_key" if self.uses_private_key else secret_label[self.kind]
-        rows.append((label, Setting(self._masked_secret(), self.secret_source)))
-        if self.uses_private_key:
-            rows += [("key_id", self.key_id), ("key_alg", self.key_alg)]
-        if self.kind == "oauth":
-            rows += [("scope", self.scope), ("impersonate", self.impersonate)]
-            rows.append(("token_cache", self.token_cache))
-        rows += [
-            ("ca_bundle", self.ca_bundle),
-            ("connect_timeout", self.connect_timeout),
-            ("read_timeout", self.read_timeout),
-            ("max_retry_wait", self.max_retry_wait),
-            ("max_retries", self.max_retries),
-        ]
+        shown = {
+            "context": True,
+            "server": True,
+            "client_id": self.kind == "oauth",
+            label: True,  # the one credential in use, masked
+            "key_id": self.uses_private_key,
+            "key_alg": self.uses_private_key,
+            "scope": self.kind == "oauth",
+            "impersonate": self.kind == "oauth",
+            "token_cache": self.kind == "oauth",
+        }
+        rows: list[tuple[str, Setting]] = []
+        for spec in SETTINGS:
+            if not shown.get(spec.name, spec.name in _ALWAYS_DESCRIBED):
+                continue
+            if spec.sensitive:
+                rows.append((spec.name, Setting(self._masked_secret(), self.secret_source)))
+            else:
+                rows.append((spec.name, getattr(self, _FIELD_OF.get(spec.name, spec.name))))
+            if spec.name == "server":
+                rows.append(("auth_type", self.auth_type))
         return [
             {"name": name, "value": "" if s.value is None else s.value, "source": s.source}
             for name, s in rows
@@ -365,6 +639,12 @@ class ResolvedSettings:
             return mask(self._secret.get())
         return "***"  # stored: not read just to be masked
 
+
+# Settings whose ResolvedSettings field has another name, and those every description shows.
+_FIELD_OF = {"context": "context_name"}
+_ALWAYS_DESCRIBED = frozenset(
+    {"ca_bundle", "connect_timeout", "read_timeout", "max_retry_wait", "max_retries"}
+)
 
 _NO_CREDENTIALS_HINT = (
     f"Set {ENV_CLIENT_ID} and {ENV_CLIENT_SECRET} (or {ENV_API_KEY}, or {ENV_ACCESS_TOKEN}), "
@@ -409,6 +689,32 @@ def _first(*candidates: tuple[str | None, str]) -> Setting:
     for value, source in candidates:
         if value is not None:
             return Setting(value, source)
+    return _UNSET
+
+
+def _resolve(
+    spec: SettingSpec,
+    env: Mapping[str, str],
+    flag_value: Any = None,
+    context: Context | None = None,
+    context_label: str = "",
+) -> Setting:
+    """One setting by the order every setting follows: flag > environment > context > default,
+    parsed by its parser (errors name the source)."""
+    if isinstance(flag_value, str):
+        flag_value = flag_value.strip() or None
+    if flag_value is not None:
+        return Setting(spec.parser.from_flag(spec, flag_value), f"flag {spec.flag}")
+    raw = _env(env, spec.env) if spec.env else None
+    if raw is not None:
+        source = f"env {spec.env}"
+        return Setting(spec.parser.from_text(spec, raw, source), source)
+    if context is not None and spec.context_key:
+        stored = getattr(context, spec.context_key)
+        if stored is not None:
+            return Setting(spec.parser.from_text(spec, stored, context_label), context_label)
+    if spec.default is not None:
+        return Setting(spec.default, "default")
     return _UNSET
 
 
@@ -520,18 +826,8 @@ def resolve_settings(
             f"{ENV_CLIENT_ID}/{ENV_CLIENT_SECRET}.",
         )
 
-    scope_setting = _first(
-        (scope.strip() if scope and scope.strip() else None, "flag --scope"),
-        (_env(env, ENV_SCOPE), f"env {ENV_SCOPE}"),
-        (context.scope if context else None, context_label),
-    )
-    ca_setting = _first(
-        (ca_bundle.strip() if ca_bundle and ca_bundle.strip() else None, "flag --ca-bundle"),
-        (_env(env, ENV_CA_BUNDLE), f"env {ENV_CA_BUNDLE}"),
-        (context.ca_bundle if context else None, context_label),
-    )
-    if ca_setting.value is not None:
-        ca_setting = Setting(_check_ca_bundle(ca_setting), ca_setting.source)
+    scope_setting = _resolve(SPEC["scope"], env, scope, context, context_label)
+    ca_setting = _resolve(SPEC["ca_bundle"], env, ca_bundle, context, context_label)
 
     impersonate_setting = _UNSET
     if impersonate:
@@ -539,14 +835,18 @@ def resolve_settings(
             raise UsageError(
                 "--impersonate needs OAuth client credentials, not an API key or token."
             )
-        impersonate_setting = Setting(parse_impersonation(impersonate), "flag --impersonate")
+        # Parsed as given: a blank value is refused, not taken for "not given".
+        spec = SPEC["impersonate"]
+        impersonate_setting = Setting(spec.parser.from_flag(spec, impersonate), f"flag {spec.flag}")
 
+    # A switch: the flag or a true-ish variable turns the cache off; a false-ish one is unset.
+    cache_spec = SPEC["token_cache"]
     if no_token_cache:
-        cache_setting = Setting("off", "flag --no-token-cache")
+        cache_setting = Setting("off", f"flag {cache_spec.flag}")
     elif _truthy_env(env, ENV_NO_TOKEN_CACHE):
         cache_setting = Setting("off", f"env {ENV_NO_TOKEN_CACHE}")
     else:
-        cache_setting = Setting("on", "default")
+        cache_setting = Setting(cache_spec.default, "default")
 
     return ResolvedSettings(
         server=server_setting,
@@ -557,16 +857,10 @@ def resolve_settings(
         context_name=context_setting,
         impersonate=impersonate_setting,
         token_cache=cache_setting,
-        connect_timeout=_seconds(
-            env, connect_timeout, "--connect-timeout", ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT
-        ),
-        read_timeout=_seconds(
-            env, read_timeout, "--read-timeout", ENV_READ_TIMEOUT, DEFAULT_READ_TIMEOUT
-        ),
-        max_retry_wait=_seconds(
-            env, None, "", ENV_MAX_RETRY_WAIT, DEFAULT_MAX_RETRY_WAIT, allow_zero=True
-        ),
-        max_retries=_count(env, ENV_MAX_RETRIES, DEFAULT_MAX_RETRIES),
+        connect_timeout=_resolve(SPEC["connect_timeout"], env, connect_timeout),
+        read_timeout=_resolve(SPEC["read_timeout"], env, read_timeout),
+        max_retry_wait=_resolve(SPEC["max_retry_wait"], env),
+        max_retries=_resolve(SPEC["max_retries"], env),
         secret_source=creds.secret_source,
         _secret=creds.secret,
         stored_context=context.name if creds.from_context and context is not None else None,
@@ -862,41 +1156,6 @@ def _truthy_env(env: Mapping[str, str], name: str) -> bool:
     return (env.get(name) or "").strip().lower() not in _FALSE_WORDS
 
 
-def _seconds(
-    env: Mapping[str, str],
-    flag_value: float | None,
-    flag_name: str,
-    env_name: str,
-    default: float,
-    *,
-    allow_zero: bool = False,
-) -> Setting:
-    if flag_value is not None:
-        if not (0 < flag_value <= 86400):
-            raise UsageError(f"{flag_name} must be a number of seconds above 0, not {flag_value}.")
-        return Setting(_fmt(flag_value), f"flag {flag_name}")
-    raw = _env(env, env_name)
-    if raw is None:
-        return Setting(_fmt(default), "default")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    low_ok = value >= 0 if allow_zero else value > 0
-    if not (low_ok and value <= 86400):
-        raise ConfigError(f"{env_name} is {_shown(raw)}; expected a number of seconds above 0.")
-    return Setting(_fmt(value), f"env {env_name}")
-
-
-def _count(env: Mapping[str, str], env_name: str, default: int) -> Setting:
-    raw = _env(env, env_name)
-    if raw is None:
-        return Setting(str(default), "default")
-    if not raw.isdigit() or int(raw) > 100:
-        raise ConfigError(f"{env_name} is {_shown(raw)}; expected a whole number from 0 to 100.")
-    return Setting(str(int(raw)), f"env {env_name}")
-
-
 def _fmt(seconds: float) -> str:
     return f"{seconds:g}"
 
@@ -944,10 +1203,10 @@ def explicit_settings(
         # failed init leaves nothing behind); when it does, the secret is at hand and a token
         # minted with another secret is never reused.
         token_cache=Setting("on", "default"),
-        connect_timeout=Setting(_fmt(DEFAULT_CONNECT_TIMEOUT), "default"),
-        read_timeout=Setting(_fmt(DEFAULT_READ_TIMEOUT), "default"),
-        max_retry_wait=Setting(_fmt(DEFAULT_MAX_RETRY_WAIT), "default"),
-        max_retries=Setting(str(DEFAULT_MAX_RETRIES), "default"),
+        connect_timeout=_resolve(SPEC["connect_timeout"], {}),
+        read_timeout=_resolve(SPEC["read_timeout"], {}),
+        max_retry_wait=_resolve(SPEC["max_retry_wait"], {}),
+        max_retries=_resolve(SPEC["max_retries"], {}),
         secret_source=source,
         _secret=_LazySecret(lambda: value, at_hand=True),
         credential_type=credential_type if auth_type == "oauth" else "client_secret",

@@ -41,13 +41,10 @@ def render() -> str:
     os.environ["TERM"] = "dumb"
     import typer
 
-    from qlikm2m.cli import app, register_commands
-
-    register_commands()
+    from qlikm2m.cli import build_app
 
     # Plain help whatever stdout is: the CLI picks rich panels only for a terminal.
-    app.rich_markup_mode = None
-    root = typer.main.get_command(app)
+    root = typer.main.get_command(build_app(None, rich_help=False))
     # The root's context settings (-h as well as --help) reach every subcommand through it.
     ctx = typer.Context(
         root,

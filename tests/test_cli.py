@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,6 +25,11 @@ from qlikm2m.errors import (
 )
 from qlikm2m.redaction import register_secret
 from qlikm2m.runtime import Runtime
+
+
+def _built(app: typer.Typer) -> Callable[..., typer.Typer]:
+    """A stand-in for cli.build_app that hands out ``app`` for every command line."""
+    return lambda *args, **kwargs: app
 
 
 def _app_raising(error: BaseException) -> typer.Typer:
@@ -62,7 +68,7 @@ def _app_raising(error: BaseException) -> typer.Typer:
 def test_each_error_maps_to_its_exit_code_without_traceback(
     monkeypatch: pytest.MonkeyPatch, error: BaseException, code: ExitCode
 ) -> None:
-    monkeypatch.setattr(cli, "app", _app_raising(error))
+    monkeypatch.setattr(cli, "build_app", _built(_app_raising(error)))
     runtime = make_runtime()
     assert cli.main(["boom"], runtime) == code
     err = runtime.err
@@ -73,7 +79,7 @@ def test_each_error_maps_to_its_exit_code_without_traceback(
 
 def test_message_and_hint_are_printed_on_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        cli, "app", _app_raising(ConfigError("No tenant.", hint="Set QLIK_SERVER."))
+        cli, "build_app", _built(_app_raising(ConfigError("No tenant.", hint="Set QLIK_SERVER.")))
     )
     runtime = make_runtime()
     assert cli.main(["boom"], runtime) == ExitCode.CONFIG
@@ -88,7 +94,7 @@ def test_an_expected_error_gets_a_traceback_only_with_vv(
     monkeypatch: pytest.MonkeyPatch, error: QlikM2MError, code: ExitCode
 ) -> None:
     # -v is the HTTP trace; a traceback of an expected error is noise there, kept for -vv.
-    monkeypatch.setattr(cli, "app", _app_raising(error))
+    monkeypatch.setattr(cli, "build_app", _built(_app_raising(error)))
     once, twice = make_runtime(), make_runtime()
     assert cli.main(["-v", "boom"], once) == code
     assert cli.main(["-vv", "boom"], twice) == code
@@ -98,14 +104,16 @@ def test_an_expected_error_gets_a_traceback_only_with_vv(
 
 
 def test_verbose_adds_a_traceback_to_an_unexpected_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "app", _app_raising(RuntimeError("surprise")))
+    monkeypatch.setattr(cli, "build_app", _built(_app_raising(RuntimeError("surprise"))))
     runtime = make_runtime()
     assert cli.main(["-v", "boom"], runtime) == ExitCode.UNEXPECTED
     assert "Traceback" in runtime.stderr.getvalue()  # type: ignore[attr-defined]
 
 
 def test_explicit_json_output_makes_errors_json(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "app", _app_raising(ApiError("gone", hint="check the id")))
+    monkeypatch.setattr(
+        cli, "build_app", _built(_app_raising(ApiError("gone", hint="check the id")))
+    )
     runtime = make_runtime()
     assert cli.main(["-o", "json", "boom"], runtime) == ExitCode.API
     body = json.loads(runtime.err)
@@ -115,7 +123,7 @@ def test_explicit_json_output_makes_errors_json(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_json_errors_also_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "app", _app_raising(NetworkError("down")))
+    monkeypatch.setattr(cli, "build_app", _built(_app_raising(NetworkError("down"))))
     runtime = make_runtime(QLIKM2M_OUTPUT="json")
     assert cli.main(["boom"], runtime) == ExitCode.NETWORK
     assert json.loads(runtime.stderr.getvalue())["error"]["exitCode"] == 6  # type: ignore[attr-defined]
@@ -126,7 +134,7 @@ def test_registered_secrets_are_redacted_from_messages_and_tracebacks(
 ) -> None:
     secret = "s3cr3t-value-for-redaction"
     register_secret(secret)
-    monkeypatch.setattr(cli, "app", _app_raising(RuntimeError(f"leaked {secret}")))
+    monkeypatch.setattr(cli, "build_app", _built(_app_raising(RuntimeError(f"leaked {secret}"))))
     runtime = make_runtime()
     assert cli.main(["-v", "boom"], runtime) == ExitCode.UNEXPECTED
     err = runtime.err
@@ -164,69 +172,46 @@ def _group_name(group: Any) -> str:
     return group.name if isinstance(group.name, str) else group.typer_instance.info.name
 
 
-def test_a_named_command_builds_only_its_own_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    fresh = typer.Typer()
-    monkeypatch.setattr(cli, "app", fresh)
-    cli.register_commands(["-v", "-o", "json", "--context", "prod", "user", "me"])
-    assert [_group_name(group) for group in fresh.registered_groups] == ["user"]
-    assert fresh.registered_commands == []
+def test_a_named_command_builds_only_its_own_group() -> None:
+    app = cli.build_app(["-v", "-o", "json", "--context", "prod", "user", "me"])
+    assert [_group_name(group) for group in app.registered_groups] == ["user"]
+    assert app.registered_commands == []
 
 
-def test_a_hyphenated_command_builds_only_its_own_group(monkeypatch: pytest.MonkeyPatch) -> None:
-    fresh = typer.Typer()
-    monkeypatch.setattr(cli, "app", fresh)
-    cli.register_commands(["data-files", "ls"])
-    assert [_group_name(group) for group in fresh.registered_groups] == ["data-files"]
+def test_a_hyphenated_command_builds_only_its_own_group() -> None:
+    app = cli.build_app(["data-files", "ls"])
+    assert [_group_name(group) for group in app.registered_groups] == ["data-files"]
 
 
 @pytest.mark.parametrize(
     "args", [None, [], ["--help"], ["-h", "user"], ["usr", "me"], ["-o", "user"]]
 )
-def test_root_help_and_unknown_names_get_the_whole_tree(
-    monkeypatch: pytest.MonkeyPatch, args: list[str] | None
-) -> None:
-    fresh = typer.Typer()
-    monkeypatch.setattr(cli, "app", fresh)
-    cli.register_commands(args)
-    names = {_group_name(g) for g in fresh.registered_groups} | {
-        c.name for c in fresh.registered_commands
+def test_root_help_and_unknown_names_get_the_whole_tree(args: list[str] | None) -> None:
+    app = cli.build_app(args)
+    names = {_group_name(g) for g in app.registered_groups} | {
+        c.name for c in app.registered_commands
     }
     # A command with a hyphen (data-files) lives in a module with an underscore.
     assert {name.replace("-", "_") for name in names} == set(cli.COMMAND_MODULES)
 
 
-_ADDRESS_REUSE_SCRIPT = """
-import gc, json, typer
-from qlikm2m import cli
-seen, reused, short = set(), 0, 0
-for _ in range(50):
-    fresh = typer.Typer()
-    cli.app = fresh
-    cli.register_commands(["user", "me"])
-    reused += id(fresh) in seen
-    short += len(fresh.registered_groups) != 1
-    seen.add(id(fresh))
-    cli.app = None
-    del fresh
-    gc.collect()
-print(json.dumps({"reused": reused, "short": short}))
-"""
+def test_each_invocation_builds_its_own_tree() -> None:
+    # No app object outlives a run: a registry keyed by a live app once told a fresh app (at a
+    # reused address) it already had every group. Each build now starts from nothing.
+    first = cli.build_app(["user", "me"])
+    second = cli.build_app(["tenant", "me"])
+    assert first is not second
+    assert [_group_name(g) for g in first.registered_groups] == ["user"]
+    assert [_group_name(g) for g in second.registered_groups] == ["tenant"]
+    assert not hasattr(cli, "app")
 
 
-def test_a_new_app_gets_its_groups_even_when_it_reuses_a_dead_apps_address() -> None:
-    # CPython hands a freed object's address to the next one of the same size, so a registry
-    # keyed by id() once told a fresh app it already had every group (a flaky CI failure).
-    # A plain interpreter reuses addresses reliably; pytest's own allocations get in the way.
-    done = subprocess.run(
-        [sys.executable, "-c", _ADDRESS_REUSE_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    counts = json.loads(done.stdout)
-    assert counts["reused"] > 0, "no address was reused, so this run proves nothing"
-    assert counts["short"] == 0
+def test_two_runs_in_one_process_each_see_their_own_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert cli.main(["--version"]) == 0
+    assert cli.main(["help"]) == 0
+    assert "tenant" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

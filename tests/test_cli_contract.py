@@ -36,8 +36,7 @@ WITHOUT_SHARED = {"completion", "help", "sandbox serve", "each"}
 
 
 def _tree() -> tuple[Any, Any]:
-    cli.register_commands(None)
-    root = typer.main.get_command(cli.app)
+    root = typer.main.get_command(cli.build_app(None))
     return root, typer.Context(root, info_name="qlikm2m")
 
 

@@ -100,8 +100,10 @@ def _bash_complete(env: dict[str, str], *words: str) -> list[str]:
 
 def test_bash_completes_commands_and_aliases_stay_hidden(on_path: dict[str, str]) -> None:
     assert _bash_complete(on_path, "con") == ["context"]
-    assert _bash_complete(on_path, "apps", "")[:2] == ["ls", "get"]
-    assert "deploy" in _bash_complete(on_path, "apps", "")
+    apps = _bash_complete(on_path, "apps", "")
+    assert apps[:2] == ["ls", "get"]
+    assert "export" in apps
+    assert "list" not in apps  # the qlik-cli alias of ls
     assert "app" not in _bash_complete(on_path, "ap")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import typer
 from harness import make_runtime
@@ -10,6 +12,11 @@ from qlikm2m import cli
 from qlikm2m.errors import ExitCode, UsageError
 from qlikm2m.redaction import mask, redact, register_secret
 from qlikm2m.runtime import open_run
+
+
+def _built(app: typer.Typer) -> Callable[..., typer.Typer]:
+    """A stand-in for cli.build_app that hands out ``app`` for every command line."""
+    return lambda *args, **kwargs: app
 
 
 def test_registered_values_are_masked_everywhere_longest_first() -> None:
@@ -58,7 +65,7 @@ def test_one_cli_run_does_not_mask_the_next_runs_output(monkeypatch: pytest.Monk
     def root() -> None:
         pass
 
-    monkeypatch.setattr(cli, "app", app)
+    monkeypatch.setattr(cli, "build_app", _built(app))
     first, second = make_runtime(), make_runtime()
     assert cli.main(["say", "https://", "--secret", "https://"], first) == ExitCode.USAGE
     assert first.err == "error: you said ***\n"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qlikm2m.commands.common import TenantRun
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 if TYPE_CHECKING:
@@ -257,144 +259,190 @@ def _paginated(
         output.emit(list(items()))
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApiOptions(TenantRun):
+    path: str
+    method: str | None = None
+    param: list[str] | None = None
+    data: str | None = None
+    body_file: str | None = None
+    header: list[str] | None = None
+    paginate: bool = False
+    ndjson: bool = False
+    include: bool = False
+    output_file: str | None = None
+
+
+def run_api(options: ApiOptions) -> None:
+    """Call any endpoint of the tenant with the right token.
+
+    ``options`` is the command line of ``api``, parsed; nothing here knows Typer.
+    """
+    import json
+
+    from qlikm2m.errors import UsageError
+    from qlikm2m.output import Output
+
+    tenant = options.tenant
+    path = options.path
+    method = options.method
+    param = options.param
+    data = options.data
+    body_file = options.body_file
+    header = options.header
+    paginate = options.paginate
+    ndjson = options.ndjson
+    include = options.include
+    output_file = options.output_file
+    runtime = options.runtime
+    if ndjson and runtime.output_flag not in (None, "json"):
+        raise UsageError("--ndjson prints JSON lines; it cannot be combined with -o yaml/table.")
+    output = Output(runtime)
+    params = parse_params(param or [])
+    headers = parse_headers(header or [])
+    if data is not None and body_file is not None:
+        raise UsageError("Give the body with -d or --body-file, not both.")
+    json_body: Any = None
+    raw_body: bytes | None = None
+    if data is not None:
+        try:
+            json_body = json.loads(data)
+        except ValueError as error:
+            raise UsageError(f"-d is not valid JSON: {error}.") from None
+    elif body_file is not None:
+        raw_body = _read_body_file(runtime, body_file)
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = (
+                "application/json" if _looks_json(raw_body) else "application/octet-stream"
+            )
+    has_body = data is not None or body_file is not None
+    verb = (method or ("POST" if has_body else "GET")).strip().upper()
+    if not verb.isalpha():
+        raise UsageError(f"-X {method!r} is not an HTTP method.")
+    if (paginate or ndjson) and verb != "GET":
+        raise UsageError("--paginate and --ndjson follow list pages with GET only.")
+    if (paginate or ndjson) and output_file:
+        raise UsageError("--output-file saves one response; it cannot be used with --paginate.")
+
+    with tenant.client(runtime) as client:
+        if paginate or ndjson:
+            _paginated(runtime, client, output, path, params, ndjson=ndjson, include=include)
+            return
+        response = client.request(
+            verb, path, params=params or None, json=json_body, data=raw_body, headers=headers
+        )
+        if include:
+            _print_head(runtime, response)
+        if output_file:
+            if output_file == "-":
+                _emit_binary_stdout(runtime, response)
+            else:
+                _save(runtime, response, output_file)
+            return
+        _emit_body(runtime, output, response)
+
+
+@tenant_command
+def api(
+    ctx: typer.Context,
+    tenant: TenantFlags,
+    path: Annotated[
+        str, typer.Argument(help="API path: /api/v1/items, v1/items, or a tenant URL.")
+    ],
+    method: Annotated[
+        str | None,
+        typer.Option(
+            "--method",
+            "-X",
+            metavar="METHOD",
+            help="HTTP method (default GET, or POST when a body is given).",
+            show_default=False,
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-q",
+            metavar="KEY=VALUE",
+            help="Query parameter key=value (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", metavar="JSON", help="JSON request body.", show_default=False),
+    ] = None,
+    body_file: Annotated[
+        str | None,
+        typer.Option(
+            "--body-file",
+            metavar="FILE",
+            help="Send this file as the body ('-' for stdin).",
+            show_default=False,
+        ),
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--header",
+            "-H",
+            metavar="'NAME: VALUE'",
+            help="Extra header 'Name: value' (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    paginate: Annotated[
+        bool,
+        typer.Option(
+            "--paginate", help="Follow links.next to the end; print one array of all items."
+        ),
+    ] = False,
+    ndjson: Annotated[
+        bool,
+        typer.Option(
+            "--ndjson", help="Print every item of every page as one JSON line, as they arrive."
+        ),
+    ] = False,
+    include: Annotated[
+        bool,
+        typer.Option("--include", "-i", help="Print the status line and headers on stderr."),
+    ] = False,
+    output_file: Annotated[
+        str | None,
+        typer.Option(
+            "--output-file",
+            metavar="FILE",
+            help="Write the response body to this file (binary-safe, streamed).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Call any endpoint of the tenant with the right token.
+
+    Examples: `qlikm2m api v1/items -q resourceType=app --paginate`,
+    `qlikm2m api -X POST v1/reloads -d '{"appId": "..."}'`.
+    """
+    run_api(
+        ApiOptions(
+            runtime=runtime_of(ctx),
+            tenant=tenant,
+            path=path,
+            method=method,
+            param=param,
+            data=data,
+            body_file=body_file,
+            header=header,
+            paginate=paginate,
+            ndjson=ndjson,
+            include=include,
+            output_file=output_file,
+        )
+    )
+
+
 def register(root: typer.Typer) -> None:
-    @root.command("api")
-    @tenant_command
-    def api(
-        ctx: typer.Context,
-        tenant: TenantFlags,
-        path: Annotated[
-            str, typer.Argument(help="API path: /api/v1/items, v1/items, or a tenant URL.")
-        ],
-        method: Annotated[
-            str | None,
-            typer.Option(
-                "--method",
-                "-X",
-                metavar="METHOD",
-                help="HTTP method (default GET, or POST when a body is given).",
-                show_default=False,
-            ),
-        ] = None,
-        param: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--param",
-                "-q",
-                metavar="KEY=VALUE",
-                help="Query parameter key=value (repeatable).",
-                show_default=False,
-            ),
-        ] = None,
-        data: Annotated[
-            str | None,
-            typer.Option(
-                "--data", "-d", metavar="JSON", help="JSON request body.", show_default=False
-            ),
-        ] = None,
-        body_file: Annotated[
-            str | None,
-            typer.Option(
-                "--body-file",
-                metavar="FILE",
-                help="Send this file as the body ('-' for stdin).",
-                show_default=False,
-            ),
-        ] = None,
-        header: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--header",
-                "-H",
-                metavar="'NAME: VALUE'",
-                help="Extra header 'Name: value' (repeatable).",
-                show_default=False,
-            ),
-        ] = None,
-        paginate: Annotated[
-            bool,
-            typer.Option(
-                "--paginate", help="Follow links.next to the end; print one array of all items."
-            ),
-        ] = False,
-        ndjson: Annotated[
-            bool,
-            typer.Option(
-                "--ndjson", help="Print every item of every page as one JSON line, as they arrive."
-            ),
-        ] = False,
-        include: Annotated[
-            bool,
-            typer.Option("--include", "-i", help="Print the status line and headers on stderr."),
-        ] = False,
-        output_file: Annotated[
-            str | None,
-            typer.Option(
-                "--output-file",
-                metavar="FILE",
-                help="Write the response body to this file (binary-safe, streamed).",
-                show_default=False,
-            ),
-        ] = None,
-    ) -> None:
-        """Call any endpoint of the tenant with the right token.
-
-        Examples: `qlikm2m api v1/items -q resourceType=app --paginate`,
-        `qlikm2m api -X POST v1/reloads -d '{"appId": "..."}'`.
-        """
-        import json
-
-        from qlikm2m.errors import UsageError
-        from qlikm2m.output import Output
-
-        runtime = runtime_of(ctx)
-        if ndjson and runtime.output_flag not in (None, "json"):
-            raise UsageError(
-                "--ndjson prints JSON lines; it cannot be combined with -o yaml/table."
-            )
-        output = Output(runtime)
-        params = parse_params(param or [])
-        headers = parse_headers(header or [])
-        if data is not None and body_file is not None:
-            raise UsageError("Give the body with -d or --body-file, not both.")
-        json_body: Any = None
-        raw_body: bytes | None = None
-        if data is not None:
-            try:
-                json_body = json.loads(data)
-            except ValueError as error:
-                raise UsageError(f"-d is not valid JSON: {error}.") from None
-        elif body_file is not None:
-            raw_body = _read_body_file(runtime, body_file)
-            if not any(name.lower() == "content-type" for name in headers):
-                headers["Content-Type"] = (
-                    "application/json" if _looks_json(raw_body) else "application/octet-stream"
-                )
-        has_body = data is not None or body_file is not None
-        verb = (method or ("POST" if has_body else "GET")).strip().upper()
-        if not verb.isalpha():
-            raise UsageError(f"-X {method!r} is not an HTTP method.")
-        if (paginate or ndjson) and verb != "GET":
-            raise UsageError("--paginate and --ndjson follow list pages with GET only.")
-        if (paginate or ndjson) and output_file:
-            raise UsageError("--output-file saves one response; it cannot be used with --paginate.")
-
-        with tenant.client(runtime) as client:
-            if paginate or ndjson:
-                _paginated(runtime, client, output, path, params, ndjson=ndjson, include=include)
-                return
-            response = client.request(
-                verb, path, params=params or None, json=json_body, data=raw_body, headers=headers
-            )
-            if include:
-                _print_head(runtime, response)
-            if output_file:
-                if output_file == "-":
-                    _emit_binary_stdout(runtime, response)
-                else:
-                    _save(runtime, response, output_file)
-                return
-            _emit_body(runtime, output, response)
+    root.command("api")(api)
 
 
 def _emit_binary_stdout(runtime: Runtime, response: Response) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qlikm2m.commands.common import TenantRun
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 if TYPE_CHECKING:
@@ -26,103 +28,148 @@ def _complete_app_ids(ctx: typer.Context, incomplete: str) -> list[tuple[str, st
     return complete_app_ids(ctx, incomplete)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReloadOptions(TenantRun):
+    app_ids: list[str]
+    partial: bool = False
+    wait: bool = False
+    timeout: str | None = None
+    poll_interval: str | None = None
+    max_parallel: int | None = None
+    variables: list[str] | None = None
+    weight: int | None = None
+
+
+def run_reload(options: ReloadOptions) -> int:
+    """Reload apps (POST /api/v1/reloads); print the reload record(s) as JSON.
+
+    ``options`` is the command line of ``reload``, parsed; nothing here knows Typer.
+    """
+    from qlikm2m.output import Output
+    from qlikm2m.reloads import ClientReloadApi, check_weight, parse_variables, run_reloads
+
+    tenant = options.tenant
+    app_ids = options.app_ids
+    partial = options.partial
+    wait = options.wait
+    timeout = options.timeout
+    poll_interval = options.poll_interval
+    max_parallel = options.max_parallel
+    variables = options.variables
+    weight = options.weight
+    runtime = options.runtime
+    apps = _checked_app_ids(app_ids)
+    parsed = parse_variables(variables or [])
+    check_weight(weight)
+    waiting = _wait_options(wait, timeout, poll_interval, max_parallel)
+    output = Output(runtime)  # checks --query before anything is started
+    reporter = _reporter(runtime) if waiting is not None else None
+    with tenant.client(runtime) as client:
+        try:
+            report = run_reloads(
+                ClientReloadApi(client, variables=parsed, weight=weight),
+                apps,
+                partial=partial,
+                wait=waiting,
+                reporter=reporter,
+            )
+        finally:
+            if reporter is not None:
+                reporter.close()
+    return _conclude(runtime, output, report, waited=waiting is not None)
+
+
+@tenant_command
+def reload(
+    ctx: typer.Context,
+    tenant: TenantFlags,
+    app_ids: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="APP_ID...",
+            help="App ids to reload, one or more (see: qlikm2m apps ls).",
+            autocompletion=_complete_app_ids,
+        ),
+    ],
+    partial: Annotated[
+        bool, typer.Option("--partial", help="A partial reload (the script's Add/Replace).")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Wait for each reload to end; exit non-zero unless all SUCCEEDED."
+        ),
+    ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout",
+            metavar="DURATION",
+            help="With --wait: give up waiting after this long per reload, e.g. 90s, 30m, "
+            "1h30m (default 30m; 0 = no limit).",
+            show_default=False,
+        ),
+    ] = None,
+    poll_interval: Annotated[
+        str | None,
+        typer.Option(
+            "--poll-interval",
+            metavar="DURATION",
+            help="With --wait: time between status checks, e.g. 5s (default: 1s, growing to 10s).",
+            show_default=False,
+        ),
+    ] = None,
+    max_parallel: Annotated[
+        int | None,
+        typer.Option(
+            "--max-parallel",
+            help="With --wait: how many reloads run at once (default 4).",
+            show_default=False,
+        ),
+    ] = None,
+    variables: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--var",
+            metavar="NAME=VALUE",
+            help="A reload-time variable for the load script (repeatable, at most 20).",
+            show_default=False,
+        ),
+    ] = None,
+    weight: Annotated[
+        int | None,
+        typer.Option(
+            "--weight",
+            help="1-10: a higher weight is scheduled sooner among the tenant's reloads.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Reload apps (POST /api/v1/reloads); print the reload record(s) as JSON.
+
+    With --wait, follow every reload to SUCCEEDED, FAILED or CANCELED, several apps at once,
+    and print the final records and a summary.
+    """
+    code = run_reload(
+        ReloadOptions(
+            runtime=runtime_of(ctx),
+            tenant=tenant,
+            app_ids=app_ids,
+            partial=partial,
+            wait=wait,
+            timeout=timeout,
+            poll_interval=poll_interval,
+            max_parallel=max_parallel,
+            variables=variables,
+            weight=weight,
+        )
+    )
+    if code:
+        raise typer.Exit(code)
+
+
 def register(root: typer.Typer) -> None:
-    @root.command("reload", epilog=EPILOG)
-    @tenant_command
-    def reload(
-        ctx: typer.Context,
-        tenant: TenantFlags,
-        app_ids: Annotated[
-            list[str],
-            typer.Argument(
-                metavar="APP_ID...",
-                help="App ids to reload, one or more (see: qlikm2m apps ls).",
-                autocompletion=_complete_app_ids,
-            ),
-        ],
-        partial: Annotated[
-            bool, typer.Option("--partial", help="A partial reload (the script's Add/Replace).")
-        ] = False,
-        wait: Annotated[
-            bool,
-            typer.Option(
-                "--wait", help="Wait for each reload to end; exit non-zero unless all SUCCEEDED."
-            ),
-        ] = False,
-        timeout: Annotated[
-            str | None,
-            typer.Option(
-                "--timeout",
-                metavar="DURATION",
-                help="With --wait: give up waiting after this long per reload, e.g. 90s, 30m, "
-                "1h30m (default 30m; 0 = no limit).",
-                show_default=False,
-            ),
-        ] = None,
-        poll_interval: Annotated[
-            str | None,
-            typer.Option(
-                "--poll-interval",
-                metavar="DURATION",
-                help="With --wait: time between status checks, e.g. 5s (default: 1s, "
-                "growing to 10s).",
-                show_default=False,
-            ),
-        ] = None,
-        max_parallel: Annotated[
-            int | None,
-            typer.Option(
-                "--max-parallel",
-                help="With --wait: how many reloads run at once (default 4).",
-                show_default=False,
-            ),
-        ] = None,
-        variables: Annotated[
-            list[str] | None,
-            typer.Option(
-                "--var",
-                metavar="NAME=VALUE",
-                help="A reload-time variable for the load script (repeatable, at most 20).",
-                show_default=False,
-            ),
-        ] = None,
-        weight: Annotated[
-            int | None,
-            typer.Option(
-                "--weight",
-                help="1-10: a higher weight is scheduled sooner among the tenant's reloads.",
-                show_default=False,
-            ),
-        ] = None,
-    ) -> None:
-        """Reload apps (POST /api/v1/reloads); print the reload record(s) as JSON.
-
-        With --wait, follow every reload to SUCCEEDED, FAILED or CANCELED, several apps at once,
-        and print the final records and a summary.
-        """
-        from qlikm2m.output import Output
-        from qlikm2m.reloads import ClientReloadApi, check_weight, parse_variables, run_reloads
-
-        runtime = runtime_of(ctx)
-        apps = _checked_app_ids(app_ids)
-        parsed = parse_variables(variables or [])
-        check_weight(weight)
-        options = _wait_options(wait, timeout, poll_interval, max_parallel)
-        output = Output(runtime)  # checks --query before anything is started
-        reporter = _reporter(runtime) if options is not None else None
-        with tenant.client(runtime) as client:
-            try:
-                report = run_reloads(
-                    ClientReloadApi(client, variables=parsed, weight=weight),
-                    apps,
-                    partial=partial,
-                    wait=options,
-                    reporter=reporter,
-                )
-            finally:
-                if reporter is not None:
-                    reporter.close()
-        _conclude(runtime, output, report, waited=options is not None)
+    root.command("reload", epilog=EPILOG)(reload)
 
 
 def _checked_app_ids(app_ids: list[str]) -> list[str]:
@@ -190,8 +237,9 @@ def _entry(result: ReloadResult) -> dict[str, Any]:
     return entry
 
 
-def _conclude(runtime: Runtime, output: Output, report: RunReport, *, waited: bool) -> None:
-    """Records on stdout; log tails, the summary and Ctrl-C notes on stderr; then the exit code."""
+def _conclude(runtime: Runtime, output: Output, report: RunReport, *, waited: bool) -> int:
+    """Records on stdout; log tails, the summary and Ctrl-C notes on stderr; then the exit code
+    (130 when interrupted; an error of the run is raised)."""
     from qlikm2m.errors import ExitCode
     from qlikm2m.reloads import Outcome, describe, summary_lines
 
@@ -221,8 +269,9 @@ def _conclude(runtime: Runtime, output: Output, report: RunReport, *, waited: bo
                     "an app was being started when interrupted: a reload may have been queued\n"
                 )
         err.flush()
-        raise typer.Exit(int(ExitCode.INTERRUPTED))
+        return int(ExitCode.INTERRUPTED)
     err.flush()
     error = report.error()
     if error is not None:
         raise error
+    return 0

@@ -16,17 +16,20 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qlikm2m.commands.common import TenantFlags as TenantFlags
+from qlikm2m.commands.common import show_listing, show_resource
+from qlikm2m.settings import SPEC
+
 if TYPE_CHECKING:
     from qlikm2m.client import QlikClient
     from qlikm2m.listing import Listing
     from qlikm2m.runtime import Runtime
-    from qlikm2m.settings import ResolvedSettings
+    from qlikm2m.settings import SettingSpec
 
 _PANEL = "Tenant connection"
 _OUTPUT_PANEL = "Output"
@@ -39,58 +42,38 @@ class OutputFormat(StrEnum):
     text = "text"
 
 
-@dataclass(frozen=True)
-class TenantFlags:
-    """The connection flags of one invocation, passed as-is to ``resolve_settings``."""
-
-    server: str | None = None
-    client_id: str | None = None
-    client_secret_stdin: bool = False
-    scope: str | None = None
-    ca_bundle: str | None = None
-    impersonate: str | None = None
-    no_token_cache: bool = False
-    connect_timeout: float | None = None
-    read_timeout: float | None = None
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def settings(self, runtime: Runtime) -> ResolvedSettings:
-        from qlikm2m.settings import resolve_settings
-
-        return resolve_settings(runtime, **self.as_kwargs())
-
-    def client(self, runtime: Runtime) -> QlikClient:
-        from qlikm2m.client import QlikClient
-
-        return QlikClient(self.settings(runtime), runtime)
-
-
 def _complete_context(ctx: typer.Context, incomplete: str) -> list[str]:
     from qlikm2m.commands.completion import complete_context_names
 
     return complete_context_names(ctx, incomplete)
 
 
+def _typer_types() -> dict[str, Any]:
+    # The Python type each shared flag takes: a switch, a number of seconds, else text.
+    return {
+        "client_secret_stdin": bool,
+        "no_token_cache": bool,
+        "connect_timeout": float | None,
+        "read_timeout": float | None,
+    }
+
+
+def _option_of(spec: SettingSpec, **extra: Any) -> tuple[str, Any, Any]:
+    """The Typer option of a setting of the table in qlikm2m.settings (flag, help, metavar)."""
+    assert spec.flag is not None
+    assert spec.param is not None
+    kind = _typer_types().get(spec.param, str | None)
+    switch = kind is bool
+    declarations = [spec.flag, *([spec.short_flag] if spec.short_flag else [])]
+    settings: dict[str, Any] = {"help": spec.help, "rich_help_panel": _PANEL, **extra}
+    if not switch:
+        settings.update(metavar=spec.metavar, show_default=False)
+    option = typer.Option(*declarations, **settings)
+    return spec.param, Annotated[kind, option], False if switch else None
+
+
 _GLOBAL_PARAMETERS: list[tuple[str, Any, Any]] = [
-    (
-        "context_name",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--context",
-                "-c",
-                metavar="NAME",
-                help="Use this context for this command only ($QLIK_CONTEXT does the same per "
-                "shell).",
-                show_default=False,
-                autocompletion=_complete_context,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
+    _option_of(SPEC["context"], autocompletion=_complete_context),
     (
         "output_format",
         Annotated[
@@ -151,133 +134,15 @@ _GLOBAL_PARAMETERS: list[tuple[str, Any, Any]] = [
     ),
 ]
 
-_TENANT_PARAMETERS: list[tuple[str, Any, Any]] = [
-    (
-        "server",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--server",
-                metavar="URL",
-                help="Tenant URL, e.g. https://tenant.eu.qlikcloud.com ($QLIK_SERVER).",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-    (
-        "client_id",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--client-id",
-                metavar="ID",
-                help="OAuth client id ($QLIK_CLIENT_ID); its secret comes from $QLIK_CLIENT_SECRET "
-                "or --client-secret-stdin.",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-    (
-        "client_secret_stdin",
-        Annotated[
-            bool,
-            typer.Option(
-                "--client-secret-stdin",
-                help="Read the client secret from the first line of stdin (never from argv).",
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        False,
-    ),
-    (
-        "scope",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--scope",
-                metavar="SCOPES",
-                help="Space-separated OAuth scopes ($QLIK_SCOPE).",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-    (
-        "ca_bundle",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--ca-bundle",
-                metavar="FILE",
-                help="Extra CA certificates (PEM) trusted besides the system store "
-                "($QLIK_CA_BUNDLE).",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-    (
-        "impersonate",
-        Annotated[
-            str | None,
-            typer.Option(
-                "--impersonate",
-                metavar="USER",
-                help="Act as a user: subject:<subject> or userId:<id> (user-impersonation grant).",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-    (
-        "no_token_cache",
-        Annotated[
-            bool,
-            typer.Option(
-                "--no-token-cache",
-                help="Mint a token for this command only ($QLIKM2M_NO_TOKEN_CACHE=1).",
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        False,
-    ),
-    (
-        "connect_timeout",
-        Annotated[
-            float | None,
-            typer.Option(
-                "--connect-timeout",
-                metavar="SECONDS",
-                help="Seconds to wait for a connection ($QLIKM2M_CONNECT_TIMEOUT, default 10).",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-    (
-        "read_timeout",
-        Annotated[
-            float | None,
-            typer.Option(
-                "--read-timeout",
-                metavar="SECONDS",
-                help="Seconds to wait for data from the server ($QLIKM2M_READ_TIMEOUT, "
-                "default 60).",
-                show_default=False,
-                rich_help_panel=_PANEL,
-            ),
-        ],
-        None,
-    ),
-]
+
+def _tenant_parameters() -> list[tuple[str, Any, Any]]:
+    """Every shared connection flag, in the order of the settings table."""
+    from qlikm2m.settings import SETTINGS
+
+    return [_option_of(spec) for spec in SETTINGS if spec.flag and spec.name != "context"]
+
+
+_TENANT_PARAMETERS = _tenant_parameters()
 
 _GLOBAL_NAMES = tuple(name for name, _, _ in _GLOBAL_PARAMETERS)
 _TENANT_NAMES = tuple(name for name, _, _ in _TENANT_PARAMETERS)
@@ -436,14 +301,8 @@ def runtime_of(ctx: typer.Context) -> Runtime:
 
 
 def print_resource(ctx: typer.Context, tenant: TenantFlags, path: str) -> None:
-    """GET one resource and print it; the output is set up first, so a bad --query costs no
-    request."""
-    from qlikm2m.output import Output
-
-    runtime = runtime_of(ctx)
-    output = Output(runtime)
-    with tenant.client(runtime) as client:
-        output.emit(client.get_json(path))
+    """``show_resource`` for a command that has not yet its own options and run function."""
+    show_resource(runtime_of(ctx), tenant, path)
 
 
 def print_listing(
@@ -454,22 +313,5 @@ def print_listing(
     limit: int | None,
     ndjson: bool,
 ) -> None:
-    """Every page of ``listing`` (or the first ``limit`` items), streamed to the output.
-
-    ``listing`` may be built with the client (a space given by name is looked up first).
-    """
-    from qlikm2m.listing import check_limit, emit_listing, fetch
-    from qlikm2m.output import Output
-
-    runtime = runtime_of(ctx)
-    check_limit(limit)
-    Output(runtime)  # a bad --query costs no request
-    with tenant.client(runtime) as client:
-        chosen = listing(client) if callable(listing) else listing
-        records = fetch(client, chosen, limit)
-        if chosen.noun == "apps":
-            from qlikm2m.completion_cache import remember_apps
-
-            # What completion offers after `reload <TAB>` (docs/completion.md).
-            records.source = remember_apps(runtime.env, records.source)
-        emit_listing(runtime, chosen, records, ndjson=ndjson)
+    """``show_listing`` for a command that has not yet its own options and run function."""
+    show_listing(runtime_of(ctx), tenant, listing, limit=limit, ndjson=ndjson)

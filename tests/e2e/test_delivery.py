@@ -430,6 +430,7 @@ def test_reloads_by_id_get_wait_log_cancel(
     sandbox = make_sandbox(fail_apps=(failing,))
     env = sandbox_env(sandbox, cli_env)
     app_id = sandbox.app_ids()[0]
+    # `reload` prints one record per app id given, whatever their number (docs/output.md).
     [started] = _json(run_qlikm2m("reload", app_id, "--var", "vRegion=EU", env=env))
 
     got = _json(run_qlikm2m("reloads", "get", started["id"], env=env))

@@ -1,0 +1,59 @@
+"""The HTTP layer's shared values: options, body limits and URL helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeAlias
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import requests
+
+Params = Mapping[str, str] | Sequence[tuple[str, str]] | None
+# The requests.Session that qlikm2m.library.session() hands out, named here so that requests is
+# imported in the qlikm2m.http package only.
+RequestsSession: TypeAlias = "requests.Session"
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+# Bodies read whole (JSON pages, objects) are bounded: a hostile or broken server must not make
+# us hold hundreds of MB. Error bodies need far less to say what went wrong.
+MAX_JSON_BODY = 64 * 1024 * 1024
+MAX_ERROR_BODY = 64 * 1024
+MAX_REDIRECTS = 10
+CHUNK_SIZE = 64 * 1024
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_retry_wait: float = 60.0
+    max_retries: int = 4
+    ca_bundle: str | None = None
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) with the default port filled in: what "same origin" compares."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` shown as ``***@``: proxy URLs often carry a password."""
+    from urllib.parse import urlunsplit
+
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{netloc}", parts.path, "", ""))
+
+
+def _path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path or "/"
