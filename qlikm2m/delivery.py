@@ -18,7 +18,14 @@ from urllib.parse import quote
 
 from qlikm2m.errors import ApiError, QlikM2MError, UsageError
 from qlikm2m.names import AppRef, find_apps, resolve_space
-from qlikm2m.transfer import DEFAULT_CHUNK_SIZE, Progress, TusUpload, download, file_digest
+from qlikm2m.transfer import (
+    DEFAULT_CHUNK_SIZE,
+    MAX_STALL_WAIT,
+    Progress,
+    TusUpload,
+    download,
+    file_digest,
+)
 
 if TYPE_CHECKING:
     from qlikm2m.client import QlikClient
@@ -100,7 +107,11 @@ def upload_file(
     progress: Progress | None = None,
 ) -> Uploaded:
     """Upload a file over tus (temp-contents.json postTus/patchTus); see transfer.TusUpload."""
-    result = TusUpload(client, chunk_size=chunk_size, progress=progress).upload(path)
+    # The pause between failed chunks honours the retry budget (QLIKM2M_MAX_RETRY_WAIT).
+    stall_wait = min(MAX_STALL_WAIT, client.settings.seconds("max_retry_wait"))
+    result = TusUpload(
+        client, chunk_size=chunk_size, stall_wait=stall_wait, progress=progress
+    ).upload(path)
     return Uploaded(
         result.file_id,
         path,

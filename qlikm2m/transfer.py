@@ -46,6 +46,7 @@ TUS_FILES_PATH = "/api/v1/temp-contents/files"
 # Qlik documents 423 Locked "for a moment" after a dropped connection, without a length.
 LOCK_WAIT = 120.0
 MAX_STALLS = 6  # failed PATCH attempts in a row, with no progress in between, before giving up
+MAX_STALL_WAIT = 8.0  # seconds, the longest pause between two of them
 
 Progress = Callable[[int, int], None]  # (bytes acknowledged, total)
 
@@ -209,7 +210,8 @@ class TusUpload:
     The file is sent in PATCH requests of ``chunk_size`` bytes, each streamed from disk. After a
     dropped connection or a failed PATCH the server's offset is asked (HEAD) and the upload goes on
     from there; a 423 Locked, which Qlik answers for a moment after a dropped connection, is waited
-    out (up to ``lock_wait`` seconds) before asking again. A 401 re-mints the token once.
+    out (up to ``lock_wait`` seconds) before asking again. A 401 re-mints the token once. Failed
+    attempts without progress back off exponentially up to ``stall_wait`` seconds each.
     """
 
     def __init__(
@@ -218,6 +220,7 @@ class TusUpload:
         *,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         lock_wait: float = LOCK_WAIT,
+        stall_wait: float = MAX_STALL_WAIT,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -227,6 +230,7 @@ class TusUpload:
         self.client = client
         self.chunk_size = chunk_size
         self.lock_wait = lock_wait
+        self.stall_wait = stall_wait
         self.progress = progress
         self.sleep = sleep
         self.clock = clock
@@ -251,7 +255,7 @@ class TusUpload:
                     stalls = 0
                 except _Resume as resume:
                     if stalls >= 1:
-                        self.sleep(min(0.5 * 2**stalls, 8.0))
+                        self.sleep(min(0.5 * 2**stalls, self.stall_wait))
                     self.resumes += 1
                     resumed = self._offset(location, size)
                     # A drop mid-PATCH still moves the offset on: only no progress is a stall.

@@ -219,12 +219,14 @@ def test_import_goes_on_after_a_5xx_on_a_chunk(
 
 
 def test_import_gives_up_when_every_chunk_fails(
-    sandbox: Sandbox, run_qlikm2m: RunQlikm2m, tmp_path: Path
+    sandbox: Sandbox, run_qlikm2m: RunQlikm2m, cli_env: dict[str, str], tmp_path: Path
 ) -> None:
     qvf = _qvf(tmp_path, CHUNK)
     sandbox.force(status=500, match="PATCH /api/v1/temp-contents/files/", times=None)
+    # Giving up is the behaviour under test, not how long the default retry budget lasts.
+    env = {**cli_env, "QLIKM2M_MAX_RETRIES": "1", "QLIKM2M_MAX_RETRY_WAIT": "1"}
 
-    result = run_qlikm2m("apps", "import", str(qvf), "--chunk-size", str(CHUNK))
+    result = run_qlikm2m("apps", "import", str(qvf), "--chunk-size", str(CHUNK), env=env)
 
     assert result.returncode == 6, result.stderr
     assert "PATCH" in result.stderr
