@@ -1,23 +1,26 @@
 """The keyring adapter (availability, timeouts, error cases) and the per-context secret policy.
 
-Fake backends live in this module and are selected the way a user selects one, through
-``PYTHON_KEYRING_BACKEND`` (``test_secretstore.<Class>``), so the adapter's real loading path runs.
+Fake backends (the shared doubles of tests/harness.py, and two of this module's own) are selected
+the way a user selects one, through ``PYTHON_KEYRING_BACKEND``, so the adapter's real loading path
+runs.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import threading
-from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
-import keyring.backend
 import pytest
-from keyring.compat import properties
-from keyring.errors import KeyringLocked, PasswordSetError
+from harness import (
+    BrokenKeyring,
+    DenyingKeyring,
+    HangingKeyring,
+    LockedKeyring,
+    MemoryKeyring,
+    backend_name,
+)
 
-from qlikm2m import secretstore
 from qlikm2m.contexts import Context
 from qlikm2m.errors import ConfigError, ExitCode, KeyringError, UsageError
 from qlikm2m.secretstore import (
@@ -38,72 +41,13 @@ from qlikm2m.secretstore import (
 SECRET = "client-secret-0123456789abcdef"
 
 
-class MemoryKeyring(keyring.backend.KeyringBackend):
-    """A working keyring that keeps entries in a class-level dict and counts calls."""
-
-    store: ClassVar[dict[tuple[str, str], str]] = {}
-    calls: ClassVar[list[str]] = []
-
-    @properties.classproperty
-    def priority(cls) -> float:
-        return 1
-
-    def get_password(self, service: str, username: str) -> str | None:
-        self.calls.append("get")
-        return self.store.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.calls.append("set")
-        self.store[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        self.calls.append("delete")
-        del self.store[(service, username)]
-
-
 class PlaintextMemoryKeyring(MemoryKeyring):
     """Stands for keyrings.alt's plaintext file backend: must be refused by name."""
 
 
-class LockedKeyring(MemoryKeyring):
-    def get_password(self, service: str, username: str) -> str | None:
-        raise KeyringLocked("Failed to unlock the collection!")
-
-    set_password = get_password  # type: ignore[assignment]
-
-
-class DenyingKeyring(MemoryKeyring):
-    def get_password(self, service: str, username: str) -> str | None:
-        return None
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        # Some backends put the rejected value in their message: it must not reach the user.
-        raise PasswordSetError(f"Access denied while storing {password}")
-
-
-class HangingKeyring(MemoryKeyring):
-    release: ClassVar[threading.Event] = threading.Event()
-
-    def get_password(self, service: str, username: str) -> str | None:
-        self.calls.append("hang")
-        self.release.wait(30)
-        return None
-
-
-class BrokenKeyring(MemoryKeyring):
-    def get_password(self, service: str, username: str) -> str | None:
-        raise ValueError("unexpected backend state")
-
-
 @pytest.fixture(autouse=True)
-def fresh_fakes() -> Iterator[None]:
-    MemoryKeyring.store.clear()
-    MemoryKeyring.calls.clear()
-    HangingKeyring.release.clear()
-    secretstore._loaded_backends.clear()
-    yield
-    HangingKeyring.release.set()
-    secretstore._loaded_backends.clear()
+def fresh_fakes(keyring_backend: Any) -> None:
+    """The shared doubles (tests/harness.py), emptied and with hanging calls released after."""
 
 
 def env_with(backend: str, **extra: str) -> dict[str, str]:
@@ -113,7 +57,7 @@ def env_with(backend: str, **extra: str) -> dict[str, str]:
     return env
 
 
-MEMORY = "test_secretstore.MemoryKeyring"
+MEMORY = backend_name(MemoryKeyring)
 
 OAUTH = Context(name="prod", server="https://t.example.com", auth_type="oauth", client_id="cid")
 FILED = Context(
@@ -151,7 +95,7 @@ def test_bad_timeout_override_is_usage_error(raw: str) -> None:
 
 
 def test_hanging_backend_times_out_with_exit_7() -> None:
-    env = env_with("test_secretstore.HangingKeyring", QLIKM2M_KEYRING_TIMEOUT="0.2")
+    env = env_with(backend_name(HangingKeyring), QLIKM2M_KEYRING_TIMEOUT="0.2")
     with pytest.raises(KeyringError) as caught:
         KeyringAdapter(env, interactive=True).get("prod")
     assert caught.value.exit_code == ExitCode.KEYRING
@@ -168,7 +112,7 @@ def test_hanging_backend_times_out_with_exit_7() -> None:
     [
         "keyring.backends.fail.Keyring",
         "keyring.backends.null.Keyring",
-        "test_secretstore.PlaintextMemoryKeyring",
+        backend_name(PlaintextMemoryKeyring),
         "no_such_module.Keyring",
     ],
 )
@@ -208,7 +152,7 @@ def test_chainer_uses_its_best_usable_backend(monkeypatch: pytest.MonkeyPatch) -
         lambda: [keyring.backends.fail.Keyring(), MemoryKeyring()],
     )
     adapter = KeyringAdapter(env_with("keyring.backends.chainer.ChainerBackend"), interactive=False)
-    assert adapter.check_available() == "test_secretstore.MemoryKeyring"
+    assert adapter.check_available() == backend_name(MemoryKeyring)
 
 
 def test_availability_is_one_probe_call() -> None:
@@ -219,13 +163,13 @@ def test_availability_is_one_probe_call() -> None:
 
 def test_locked_keyring() -> None:
     with pytest.raises(KeyringError) as caught:
-        KeyringAdapter(env_with("test_secretstore.LockedKeyring"), interactive=False).get("x")
+        KeyringAdapter(env_with(backend_name(LockedKeyring)), interactive=False).get("x")
     assert keyring_case(caught) == "locked"
     assert "locked" in caught.value.message
 
 
 def test_access_denied_does_not_leak_the_secret() -> None:
-    adapter = KeyringAdapter(env_with("test_secretstore.DenyingKeyring"), interactive=False)
+    adapter = KeyringAdapter(env_with(backend_name(DenyingKeyring)), interactive=False)
     with pytest.raises(KeyringError) as caught:
         adapter.set("prod", SECRET)
     assert keyring_case(caught) == "access-denied"
@@ -234,7 +178,7 @@ def test_access_denied_does_not_leak_the_secret() -> None:
 
 def test_unexpected_backend_error_is_still_exit_7() -> None:
     with pytest.raises(KeyringError) as caught:
-        KeyringAdapter(env_with("test_secretstore.BrokenKeyring"), interactive=False).get("x")
+        KeyringAdapter(env_with(backend_name(BrokenKeyring)), interactive=False).get("x")
     assert keyring_case(caught) == "failed"
     assert "ValueError" in caught.value.message
 
@@ -339,7 +283,7 @@ class HeadlessPromptKeyring(MemoryKeyring):
 def test_a_dismissed_unlock_prompt_counts_as_locked() -> None:
     with pytest.raises(KeyringError) as caught:
         KeyringAdapter(
-            env_with("test_secretstore.HeadlessPromptKeyring"), interactive=False
+            env_with(backend_name(HeadlessPromptKeyring)), interactive=False
         ).check_available()
     assert keyring_case(caught) == "locked"
     assert caught.value.message.endswith("Prompt dismissed.")
