@@ -311,6 +311,20 @@ class Transport:
         if isinstance(error, QlikM2MError):
             return _Failure(error)
         if isinstance(error, requests.exceptions.SSLError):
+            if _answered_in_plain_http(error):
+                # A TLS hello answered with "HTTP/1.x 400": no certificate was involved, so the
+                # CA hint would send the person the wrong way (the sandbox serves plain http).
+                origin = urlsplit(url)
+                plain = f"http://{origin.netloc}"
+                return _Failure(
+                    NetworkError(
+                        f"{origin.netloc} answered in plain HTTP, not TLS: it speaks http://, "
+                        "or the port is not the tenant's HTTPS port.",
+                        hint=f"Use {plain} (plain http is allowed for loopback hosts only), or "
+                        "check the port.",
+                        details={"plainHttp": True},
+                    )
+                )
             return _Failure(
                 NetworkError(
                     f"TLS verification of {host} failed: {_tls_reason(error)}.", hint=_CA_HINT
@@ -375,4 +389,14 @@ def _cross_origin_body(response: Response, target: str) -> ApiError:
         f"another origin, {parts.scheme}://{parts.netloc}; not re-sending the request body there.",
         hint="The body may hold credentials (the token request carries the client secret). Check "
         "the tenant URL and any proxy between you and the tenant.",
+    )
+
+
+def _answered_in_plain_http(error: BaseException) -> bool:
+    """OpenSSL's reading of a plain-HTTP answer to a TLS hello: WRONG_VERSION_NUMBER (or the
+    HTTP_REQUEST/record-layer reasons some builds give)."""
+    text = str(error).lower()
+    return any(
+        reason in text
+        for reason in ("wrong version number", "wrong_version_number", "http request")
     )

@@ -220,3 +220,17 @@ def test_invalid_query_is_exit_2_before_any_request(sandbox: Sandbox, run_qlikm2
     assert result.returncode == 2
     assert "JMESPath" in result.stderr
     assert sandbox.counters().get("POST /oauth/token", 0) == 0
+
+
+def test_https_to_a_plain_http_port_says_so_not_the_ca_hint(
+    make_sandbox: Any, run_cli: Any, cli_env: dict[str, str]
+) -> None:
+    plain = make_sandbox(tls=False)
+    host_port = plain.url.removeprefix("http://")
+    env = {**cli_env, "QLIK_SERVER": host_port, "QLIK_CLIENT_ID": plain.client_id,
+           "QLIK_CLIENT_SECRET": plain.client_secret}  # fmt: skip
+    result = run_cli("tenant", "me", env=env)
+    assert result.code == 6
+    assert f"{host_port} answered in plain HTTP, not TLS" in result.err
+    assert f"hint: Use http://{host_port}" in result.err
+    assert "--ca-bundle" not in result.err
