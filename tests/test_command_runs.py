@@ -14,7 +14,7 @@ from harness import make_runtime
 
 from qlikm2m.commands import api, apps, auth, doctor, items, reload, spaces, tenant, user
 from qlikm2m.commands.common import TenantFlags
-from qlikm2m.errors import UsageError
+from qlikm2m.errors import Interrupted, UsageError
 
 COMMANDS = Path(__file__).resolve().parent.parent / "qlikm2m" / "commands"
 
@@ -101,6 +101,35 @@ def test_reload_returns_its_exit_code_and_prints_one_record_per_app(sandbox: Any
     assert reload.run_reload(options) == 0
     [record] = json.loads(runtime.out)
     assert record["appId"] == app_id
+
+
+@pytest.mark.parametrize(("answer", "removed"), [("y\n", True), ("no\n", False)])
+def test_apps_rm_asks_on_the_runtime_s_streams_not_typer_s(
+    sandbox: Any, answer: str, removed: bool
+) -> None:
+    app_id = sandbox.app_ids()[0]
+    env = {k: v for k, v in sandbox_env(sandbox).items() if k != "CI"}
+    runtime = make_runtime(env, stdin=answer, stdin_tty=True)
+    options = apps.AppRmOptions(runtime=runtime, tenant=TenantFlags(), app_ref=app_id)
+    if removed:
+        apps.run_rm(options)
+        assert json.loads(runtime.out)["appId"] == app_id
+    else:
+        with pytest.raises(Interrupted, match="the answer was no"):
+            apps.run_rm(options)
+        assert runtime.out == ""
+    assert "Remove app" in runtime.err
+    assert "[y/N]" in runtime.err
+    assert (app_id in sandbox.app_ids()) is not removed
+
+
+def test_apps_rm_refuses_without_yes_when_nobody_can_answer(sandbox: Any) -> None:
+    app_id = sandbox.app_ids()[0]
+    runtime = make_runtime(sandbox_env(sandbox), stdin="y\n")  # stdin is not a terminal
+    options = apps.AppRmOptions(runtime=runtime, tenant=TenantFlags(), app_ref=app_id)
+    with pytest.raises(UsageError, match="Refusing without --yes"):
+        apps.run_rm(options)
+    assert app_id in sandbox.app_ids()
 
 
 def _run_functions() -> dict[str, ast.FunctionDef]:

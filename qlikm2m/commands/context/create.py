@@ -35,7 +35,6 @@ from qlikm2m.commands.context.options import (
 )
 from qlikm2m.commands.context.prompting import (
     KeyFlags,
-    Prompter,
     SecretFlags,
     context_runtime,
     secret_prompt,
@@ -54,6 +53,7 @@ from qlikm2m.commands.context.shared import (
     verify_credentials,
     warn_file_storage,
 )
+from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:
     from qlikm2m.contexts import AuthType, ContextsFile, SecretStorage

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from qlikm2m.commands.context.options import StorageOpt
-from qlikm2m.commands.context.prompting import Prompter, context_runtime
+from qlikm2m.commands.context.prompting import context_runtime
 from qlikm2m.commands.context.shared import credential_store, emit, say_warnings
+from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:
     from qlikm2m.contexts import SecretStorage

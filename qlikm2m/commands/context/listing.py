@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 from qlikm2m.commands.completion import complete_context_names
-from qlikm2m.commands.context.prompting import Prompter, context_runtime
+from qlikm2m.commands.context.prompting import context_runtime
 from qlikm2m.commands.context.shared import context_view, credential_store, emit
+from qlikm2m.prompter import Prompter
 
 # ---- listing and selection -------------------------------------------------------------------
 
