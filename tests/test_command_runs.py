@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,18 @@ import pytest
 from fixtures_sandbox import sandbox_env
 from harness import make_runtime
 
-from qlikm2m.commands import api, apps, auth, doctor, items, reload, spaces, tenant, user
+from qlikm2m.commands import (
+    api,
+    apps,
+    auth,
+    doctor,
+    items,
+    oauth,
+    reload,
+    spaces,
+    tenant,
+    user,
+)
 from qlikm2m.commands.common import TenantFlags
 from qlikm2m.errors import Interrupted, UsageError
 
@@ -132,6 +144,77 @@ def test_apps_rm_refuses_without_yes_when_nobody_can_answer(sandbox: Any) -> Non
     assert app_id in sandbox.app_ids()
 
 
+def test_oauth_keys_generate_register_ls_and_delete_run_without_a_command_line(
+    sandbox: Any, tmp_path: Path
+) -> None:
+    env = sandbox_env(sandbox)
+    key_file = tmp_path / "bot.pem"
+    runtime = make_runtime(env)
+    oauth.run_keys_generate(
+        oauth.KeysGenerateOptions(
+            runtime=runtime,
+            tenant=TenantFlags(),
+            out_private=key_file,
+            register_on=sandbox.client_id,
+        )
+    )
+    jwk = json.loads(runtime.out)
+    assert (jwk["kty"], jwk["alg"]) == ("EC", "ES384")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    runtime = make_runtime(env)
+    oauth.run_keys_ls(oauth.ClientOptions(runtime=runtime, tenant=TenantFlags()))
+    assert json.loads(runtime.out) == [jwk]
+    runtime = make_runtime(env)
+    oauth.run_keys_delete(
+        oauth.KeysDeleteOptions(runtime=runtime, tenant=TenantFlags(), kid=jwk["kid"])
+    )
+    assert json.loads(runtime.out) == {"clientId": sandbox.client_id, "deleted": jwk["kid"]}
+    assert sandbox.state.credentials.public_keys(sandbox.client_id) == []
+
+
+def test_oauth_keys_generate_needs_a_place_for_the_key_before_any_request(sandbox: Any) -> None:
+    runtime = make_runtime(sandbox_env(sandbox))
+    options = oauth.KeysGenerateOptions(
+        runtime=runtime, tenant=TenantFlags(), register_on=sandbox.client_id
+    )
+    with pytest.raises(UsageError, match="Say where the private key goes"):
+        oauth.run_keys_generate(options)
+    assert sandbox.count("POST /oauth/token") == 0
+
+
+def test_oauth_keys_rotate_refuses_credentials_that_sign_in_with_a_secret(sandbox: Any) -> None:
+    runtime = make_runtime(sandbox_env(sandbox))
+    with pytest.raises(UsageError, match="sign in with a client secret"):
+        oauth.run_keys_rotate(oauth.KeysRotateOptions(runtime=runtime, tenant=TenantFlags()))
+    assert runtime.out == ""
+
+
+def test_oauth_secrets_and_tokens_ls_print_no_secret_values(sandbox: Any) -> None:
+    env = sandbox_env(sandbox)
+    runtime = make_runtime(env)
+    oauth.run_secrets_ls(oauth.ClientOptions(runtime=runtime, tenant=TenantFlags()))
+    assert [s["hint"] for s in json.loads(runtime.out)] == [sandbox.client_secret[-4:]]
+    assert sandbox.client_secret not in runtime.out
+    runtime = make_runtime(env)
+    oauth.run_tokens_ls(oauth.TokensLsOptions(runtime=runtime, tenant=TenantFlags()))
+    [token] = json.loads(runtime.out)
+    assert sandbox.client_id in token["description"]
+
+
+def test_oauth_secrets_rotate_prints_the_new_secret_only_when_asked(sandbox: Any) -> None:
+    env = sandbox_env(sandbox)
+    runtime = make_runtime(env)
+    with pytest.raises(UsageError, match="Say where the new secret goes"):
+        oauth.run_secrets_rotate(oauth.SecretsRotateOptions(runtime=runtime, tenant=TenantFlags()))
+    old = sandbox.client_secret
+    runtime = make_runtime(env)
+    options = oauth.SecretsRotateOptions(runtime=runtime, tenant=TenantFlags(), print_secret=True)
+    oauth.run_secrets_rotate(options)
+    report = json.loads(runtime.out)
+    assert report["oldHint"] == old[-4:]
+    assert sandbox.client_secret_hints() == [report["clientSecret"][-4:]]
+
+
 def _run_functions() -> dict[str, ast.FunctionDef]:
     found: dict[str, ast.FunctionDef] = {}
     for path in COMMANDS.rglob("*.py"):
@@ -155,6 +238,56 @@ def test_run_functions_know_nothing_of_typer() -> None:
     imported |= {n.module or "" for n in ast.walk(common) if isinstance(n, ast.ImportFrom)}
     assert "qlikm2m.runtime" in imported  # the scan sees imports, also those for type checking
     assert not {name for name in imported if name.split(".")[0] in ("typer", "click")}
+
+
+CONVERTED = {
+    "api": {"run_api"},
+    "apps": {"run_ls", "run_get", "run_export", "run_import", "run_publish", "run_republish"}
+    | {"run_deploy", "run_rm"},
+    "auth": {"run_token", "run_status", "run_revoke"},
+    "data_files": {"run_ls", "run_upload", "run_rm"},
+    "doctor": {"run_doctor"},
+    "each": {"run_each"},
+    "exec": {"run_exec"},
+    "items": {"run_ls"},
+    "oauth": {"run_keys_generate", "run_keys_ls", "run_keys_delete", "run_keys_rotate"}
+    | {"run_secrets_ls", "run_secrets_delete", "run_secrets_rotate", "run_tokens_ls"},
+    "reload": {"run_reload"},
+    "reloads": {"run_get", "run_wait", "run_cancel", "run_log"},
+    "spaces": {"run_ls", "run_create", "run_assign"},
+    "tenant": {"run_me"},
+    "user": {"run_me"},
+}
+
+
+def test_the_command_functions_of_a_converted_module_call_its_run_functions() -> None:
+    runs = _run_functions()
+    for module, expected in CONVERTED.items():
+        assert {f"{module}.{name}" for name in expected} <= set(runs), module
+        tree = ast.parse((COMMANDS / f"{module}.py").read_text(encoding="utf-8"))
+        commands = [
+            node
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef)
+            and not node.name.startswith("_")
+            and [a.arg for a in node.args.args[:1]] == ["ctx"]
+        ]
+        called = {
+            call.func.id
+            for node in commands
+            for call in ast.walk(node)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+        }
+        # Nested commands (defined inside register) would not be seen here: none may remain.
+        nested = [
+            inner.name
+            for node in tree.body
+            if isinstance(node, ast.FunctionDef) and node.name == "register"
+            for inner in ast.walk(node)
+            if isinstance(inner, ast.FunctionDef) and inner is not node
+        ]
+        assert nested == [], (module, nested)
+        assert expected <= called, (module, expected - called)
 
 
 def test_an_interrupted_wait_concludes_with_130_for_the_caller_to_exit_with() -> None:
