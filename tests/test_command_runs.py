@@ -26,7 +26,7 @@ from qlikm2m.commands import (
     user,
 )
 from qlikm2m.commands.common import TenantFlags
-from qlikm2m.errors import Interrupted, UsageError
+from qlikm2m.errors import ConfigError, Interrupted, UsageError
 
 COMMANDS = Path(__file__).resolve().parent.parent / "qlikm2m" / "commands"
 
@@ -220,7 +220,7 @@ def _run_functions() -> dict[str, ast.FunctionDef]:
     for path in COMMANDS.rglob("*.py"):
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("run_"):
-                found[f"{path.stem}.{node.name}"] = node
+                found[f"{path.relative_to(COMMANDS).with_suffix('').as_posix()}.{node.name}"] = node
     return found
 
 
@@ -240,6 +240,50 @@ def test_run_functions_know_nothing_of_typer() -> None:
     assert not {name for name in imported if name.split(".")[0] in ("typer", "click")}
 
 
+def _stored_contexts(runtime: Any, *names: str) -> None:
+    from qlikm2m.contexts import Context
+    from qlikm2m.credstore import CredentialStore
+
+    store = CredentialStore(runtime.env, interactive=False)
+    for name in names:
+        context = Context(
+            name=name,
+            server="https://t.example.com",
+            auth_type="oauth",
+            client_id=f"cid-{name}",
+            secret_storage="file",
+        )
+        store.save(context, f"s-{name}", make_current=False, replace_existing=False)
+
+
+def test_context_ls_use_current_get_and_clear_run_without_a_command_line() -> None:
+    from qlikm2m.commands.context import listing
+
+    runtime = make_runtime(output="json")
+    _stored_contexts(runtime, "b", "a")
+    listing.run_ls(listing.LsOptions(runtime))
+    rows = json.loads(runtime.out)
+    assert [(r["name"], r["current"]) for r in rows] == [("a", False), ("b", False)]
+
+    runtime = make_runtime()
+    listing.run_use(listing.UseOptions(runtime, name="b"))
+    assert "Switched to context 'b'." in runtime.err
+    runtime = make_runtime()
+    listing.run_current(listing.CurrentOptions(runtime))
+    assert runtime.out == "b\n"
+
+    runtime = make_runtime(output="json")
+    listing.run_get(listing.GetOptions(runtime, name="a"))
+    view = json.loads(runtime.out)
+    assert (view["name"], view["clientId"]) == ("a", "cid-a")
+    assert {"name": "context", "value": "a", "source": "argument NAME"} in view["settings"]
+    assert "s-a" not in runtime.out
+
+    listing.run_clear(listing.ClearOptions(make_runtime()))
+    with pytest.raises(ConfigError, match="No current context"):
+        listing.run_current(listing.CurrentOptions(make_runtime()))
+
+
 CONVERTED = {
     "api": {"run_api"},
     "apps": {"run_ls", "run_get", "run_export", "run_import", "run_publish", "run_republish"}
@@ -257,6 +301,7 @@ CONVERTED = {
     "spaces": {"run_ls", "run_create", "run_assign"},
     "tenant": {"run_me"},
     "user": {"run_me"},
+    "context/listing": {"run_ls", "run_use", "run_current", "run_clear", "run_get"},
 }
 
 
