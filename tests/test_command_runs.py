@@ -284,6 +284,24 @@ def test_context_ls_use_current_get_and_clear_run_without_a_command_line() -> No
         listing.run_current(listing.CurrentOptions(make_runtime()))
 
 
+def test_context_rename_and_rm_run_without_a_command_line() -> None:
+    from qlikm2m.commands.context import removal
+    from qlikm2m.contexts import load_contexts
+
+    runtime = make_runtime(output="json")
+    _stored_contexts(runtime, "a", "b")
+    with pytest.raises(UsageError, match="already exists"):
+        removal.run_rename(removal.RenameOptions(runtime, old_name="a", new_name="b"))
+    removal.run_rename(removal.RenameOptions(runtime, old_name="a", new_name="c"))
+    assert json.loads(runtime.out)["renamedFrom"] == "a"
+
+    runtime = make_runtime(output="json")
+    removal.run_rm(removal.RmOptions(runtime, name="c"))
+    assert json.loads(runtime.out)["removed"] == "c"
+    assert "Deleted context 'c'." in runtime.err
+    assert sorted(load_contexts(runtime.env).contexts) == ["b"]
+
+
 CONVERTED = {
     "api": {"run_api"},
     "apps": {"run_ls", "run_get", "run_export", "run_import", "run_publish", "run_republish"}
@@ -302,6 +320,7 @@ CONVERTED = {
     "tenant": {"run_me"},
     "user": {"run_me"},
     "context/listing": {"run_ls", "run_use", "run_current", "run_clear", "run_get"},
+    "context/removal": {"run_rm", "run_rename"},
 }
 
 
