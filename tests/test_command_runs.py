@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import stat
 from pathlib import Path
 from typing import Any
@@ -302,6 +303,29 @@ def test_context_rename_and_rm_run_without_a_command_line() -> None:
     assert sorted(load_contexts(runtime.env).contexts) == ["b"]
 
 
+def test_context_import_qlik_cli_runs_without_a_command_line(tmp_path: Path) -> None:
+    from qlikm2m.commands.context import importing
+    from qlikm2m.contexts import load_contexts
+
+    source = tmp_path / "contexts.yml"
+    shutil.copyfile(Path(__file__).parent / "data" / "qlik-cli" / "contexts.yml", source)
+    runtime = make_runtime(output="json")
+    options = importing.ImportOptions(runtime, path=str(source), dry_run=True, storage="file")
+    importing.run_import_qlik_cli(options)
+    listed = json.loads(runtime.out)
+    names = sorted(entry["name"] for entry in listed["imported"])
+    assert names == ["acme-m2m", "acme.eu.qlikcloud.com", "both-kinds"]
+    assert load_contexts(runtime.env).contexts == {}  # a dry run changes nothing
+
+    runtime = make_runtime(output="json")
+    importing.run_import_qlik_cli(
+        importing.ImportOptions(runtime, path=str(source), storage="file")
+    )
+    assert json.loads(runtime.out)["dryRun"] is False
+    assert sorted(load_contexts(runtime.env).contexts) == names
+    assert "fake-api-key" not in runtime.out + runtime.err
+
+
 CONVERTED = {
     "api": {"run_api"},
     "apps": {"run_ls", "run_get", "run_export", "run_import", "run_publish", "run_republish"}
@@ -321,6 +345,7 @@ CONVERTED = {
     "user": {"run_me"},
     "context/listing": {"run_ls", "run_use", "run_current", "run_clear", "run_get"},
     "context/removal": {"run_rm", "run_rename"},
+    "context/importing": {"run_import_qlik_cli"},
 }
 
 
