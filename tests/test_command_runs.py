@@ -27,6 +27,7 @@ from qlikm2m.commands import (
     user,
 )
 from qlikm2m.commands.common import TenantFlags
+from qlikm2m.commands.context.prompting import KeyFlags
 from qlikm2m.errors import ConfigError, Interrupted, UsageError
 
 COMMANDS = Path(__file__).resolve().parent.parent / "qlikm2m" / "commands"
@@ -326,6 +327,24 @@ def test_context_import_qlik_cli_runs_without_a_command_line(tmp_path: Path) -> 
     assert "fake-api-key" not in runtime.out + runtime.err
 
 
+def test_context_update_changes_only_what_its_options_give() -> None:
+    # By name: the package exports the Typer function `update`, which hides the module.
+    from qlikm2m.commands.context.update import UpdateOptions, run_update
+    from qlikm2m.contexts import load_contexts
+
+    runtime = make_runtime(output="json")
+    _stored_contexts(runtime, "a")
+    run_update(UpdateOptions(runtime, name="a", comment="nightly"))
+    view = json.loads(runtime.out)
+    assert (view["comment"], view["droppedTokens"]) == ("nightly", 0)
+    assert "Updated context 'a'." in runtime.err
+    stored = load_contexts(runtime.env).get("a")
+    assert (stored.comment, stored.client_id) == ("nightly", "cid-a")
+    runtime = make_runtime(output="json")
+    with pytest.raises(UsageError, match="holds no private key"):
+        run_update(UpdateOptions(runtime, name="a", key=KeyFlags(key_id="k1")))
+
+
 CONVERTED = {
     "api": {"run_api"},
     "apps": {"run_ls", "run_get", "run_export", "run_import", "run_publish", "run_republish"}
@@ -346,6 +365,7 @@ CONVERTED = {
     "context/listing": {"run_ls", "run_use", "run_current", "run_clear", "run_get"},
     "context/removal": {"run_rm", "run_rename"},
     "context/importing": {"run_import_qlik_cli"},
+    "context/update": {"run_update"},
 }
 
 
