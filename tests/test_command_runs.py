@@ -7,6 +7,7 @@ import ast
 import json
 import shutil
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -345,6 +346,40 @@ def test_context_update_changes_only_what_its_options_give() -> None:
         run_update(UpdateOptions(runtime, name="a", key=KeyFlags(key_id="k1")))
 
 
+def test_context_create_and_init_run_without_a_command_line(sandbox: Any) -> None:
+    from qlikm2m.commands.context.create import (
+        Answers,
+        CreateOptions,
+        InitOptions,
+        run_create,
+        run_init,
+    )
+    from qlikm2m.commands.context.prompting import SecretFlags
+    from qlikm2m.contexts import load_contexts
+
+    env = sandbox_env(sandbox)
+    answers = Answers(
+        server=sandbox.url,
+        auth_type=None,
+        client_id=sandbox.client_id,
+        scope=None,
+        ca_bundle=env["QLIK_CA_BUNDLE"],
+        comment=None,
+        storage="file",
+        secrets=SecretFlags(client_secret_env="QLIK_CLIENT_SECRET"),
+    )
+    runtime = make_runtime(env, output="json")
+    run_create(CreateOptions(runtime, name="sbx", answers=answers, use=True))
+    assert json.loads(runtime.out)["name"] == "sbx"
+    assert sandbox.client_secret not in runtime.out + runtime.err
+    assert load_contexts(runtime.env).current == "sbx"
+    assert sandbox.count("GET /api/v1/users/me") == 1  # verified before it was saved
+
+    runtime = make_runtime(env)  # stdin is no terminal: init names the flag instead of asking
+    with pytest.raises(UsageError, match="--server URL"):
+        run_init(InitOptions(runtime, answers=replace(answers, server=None)))
+
+
 CONVERTED = {
     "api": {"run_api"},
     "apps": {"run_ls", "run_get", "run_export", "run_import", "run_publish", "run_republish"}
@@ -366,6 +401,7 @@ CONVERTED = {
     "context/removal": {"run_rm", "run_rename"},
     "context/importing": {"run_import_qlik_cli"},
     "context/update": {"run_update"},
+    "context/create": {"run_init", "run_create"},
 }
 
 
