@@ -58,6 +58,15 @@ class TenantRun:
     tenant: TenantFlags
 
 
+@dataclass(frozen=True)
+class ContextRun:
+    """What a command on the stored contexts (``context ...``) runs with: where it runs (the
+    streams, the environment and the global options). It talks to no tenant unless asked to
+    verify credentials, so it carries no connection flags. Its options dataclass extends this."""
+
+    runtime: Runtime
+
+
 def show_resource(runtime: Runtime, tenant: TenantFlags, path: str) -> None:
     """GET one resource and print it; the output is set up first, so a bad --query costs no
     request."""

@@ -49,7 +49,9 @@ def progress_for(runtime: Runtime, what: str) -> Progress | None:
 
 
 def confirm(runtime: Runtime, question: str, *, yes: bool) -> None:
-    """Go on when ``yes`` or when a person at a terminal says so; raise otherwise."""
+    """Go on when ``yes`` or when a person at a terminal says so (``y``/``yes``; anything else is
+    no). Raises UsageError when nobody can answer, Interrupted (exit 130) on no, KeyboardInterrupt
+    at end of input."""
     from qlikm2m.errors import Interrupted, UsageError
 
     if yes:
@@ -59,7 +61,10 @@ def confirm(runtime: Runtime, question: str, *, yes: bool) -> None:
             f"{question} Refusing without --yes when nobody can answer (no terminal, CI or "
             "--no-input)."
         )
-    if not typer.confirm(question, default=False, err=True):
+    from qlikm2m.prompter import Prompter
+
+    # On the runtime's streams, not Typer's: run functions are called without a command line.
+    if not Prompter(runtime).confirm(question):
         raise Interrupted("Nothing was done: the answer was no.")
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.context.options import (
     ApiKeyEnvOpt,
     ApiKeyStdinOpt,
@@ -35,7 +36,6 @@ from qlikm2m.commands.context.options import (
 )
 from qlikm2m.commands.context.prompting import (
     KeyFlags,
-    Prompter,
     SecretFlags,
     context_runtime,
     secret_prompt,
@@ -54,6 +54,7 @@ from qlikm2m.commands.context.shared import (
     verify_credentials,
     warn_file_storage,
 )
+from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:
     from qlikm2m.contexts import AuthType, ContextsFile, SecretStorage
@@ -63,7 +64,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class _Answers:
+class Answers:
+    """The settings of a new context as given by flags; None is asked for (``init``) or
+    refused (``create``) where needed. ``storage``: where the secret goes."""
+
     server: str | None
     auth_type: AuthType | None
     client_id: str | None
@@ -82,7 +86,7 @@ def _default_name(server: str) -> str:
     return urlsplit(server).netloc
 
 
-def _auth_type(prompter: Prompter, answers: _Answers) -> tuple[AuthType, bool]:
+def _auth_type(prompter: Prompter, answers: Answers) -> tuple[AuthType, bool]:
     """The auth type, and whether the OAuth client signs in with a private key."""
     from qlikm2m.errors import UsageError
 
@@ -174,7 +178,7 @@ def _establish(
     runtime: Runtime,
     *,
     name: str | None,
-    answers: _Answers,
+    answers: Answers,
     force: bool,
     verify: bool,
     make_current: bool,
@@ -314,6 +318,29 @@ def _establish(
     emit(runtime, view)
 
 
+@dataclass(frozen=True, kw_only=True)
+class InitOptions(ContextRun):
+    """``name`` None: asked for, the tenant's host by default."""
+
+    name: str | None = None
+    answers: Answers
+    force: bool = False
+
+
+def run_init(options: InitOptions) -> None:
+    """Set up a context, asking at the terminal for whatever ``answers`` leaves open (or
+    refusing, naming the flag, when nobody can answer); saved only once a token mints and
+    users/me answers, then made current. Prints the context's view."""
+    _establish(
+        options.runtime,
+        name=options.name,
+        answers=options.answers,
+        force=options.force,
+        verify=True,
+        make_current=True,
+    )
+
+
 def init(
     ctx: typer.Context,
     name: Annotated[
@@ -357,29 +384,69 @@ def init(
     refuse_argv_secret(client_secret, api_key)
     refuse_argv_key(private_key, private_key_passphrase)
     runtime = context_runtime(ctx, no_input=no_input)
+    run_init(
+        InitOptions(
+            runtime,
+            name=name,
+            answers=Answers(
+                server=server,
+                auth_type=auth_type.value if auth_type else None,
+                client_id=client_id,
+                scope=scope,
+                ca_bundle=ca_bundle,
+                comment=comment,
+                storage=secret_storage.value if secret_storage else "keyring",
+                secrets=SecretFlags(
+                    client_secret_stdin, client_secret_env, api_key_stdin, api_key_env
+                ),
+                key=KeyFlags(
+                    private_key_file,
+                    private_key_stdin,
+                    private_key_passphrase_env,
+                    key_id,
+                    key_alg,
+                ),
+            ),
+            force=force,
+        )
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateOptions(ContextRun):
+    name: str
+    answers: Answers
+    force: bool = False
+    verify: bool = True
+    use: bool = False
+
+
+def run_create(options: CreateOptions) -> None:
+    """Create context ``name`` from ``answers`` (the secret from its flags or a prompt at a
+    terminal); verified against the tenant unless ``verify`` is off, made current with ``use``.
+    Raises UsageError naming the flags when the tenant URL or the credentials are missing."""
+    runtime, answers = options.runtime, options.answers
+    prompter = Prompter(runtime)
+    if answers.server is None:
+        prompter.missing("the tenant URL", "--server URL")
+    if (
+        answers.auth_type is None
+        and answers.client_id is None
+        and answers.secrets.implied_auth is None
+        and not answers.key.given
+    ):
+        prompter.missing(
+            "the credentials",
+            "--oauth-client-id ID (with --client-secret-stdin, --client-secret-env VAR or "
+            "--private-key-file FILE) or --api-key-stdin",
+        )
     _establish(
         runtime,
-        name=name,
-        answers=_Answers(
-            server=server,
-            auth_type=auth_type.value if auth_type else None,
-            client_id=client_id,
-            scope=scope,
-            ca_bundle=ca_bundle,
-            comment=comment,
-            storage=secret_storage.value if secret_storage else "keyring",
-            secrets=SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env),
-            key=KeyFlags(
-                private_key_file,
-                private_key_stdin,
-                private_key_passphrase_env,
-                key_id,
-                key_alg,
-            ),
-        ),
-        force=force,
-        verify=True,
-        make_current=True,
+        name=options.name,
+        answers=answers,
+        force=options.force,
+        verify=options.verify,
+        make_current=options.use,
     )
 
 
@@ -417,33 +484,27 @@ def create(
     or a private key from a file or stdin (private-key JWT)."""
     refuse_argv_secret(client_secret, api_key)
     refuse_argv_key(private_key, private_key_passphrase)
-    runtime = context_runtime(ctx, no_input=no_input)
-    prompter = Prompter(runtime)
-    if server is None:
-        prompter.missing("the tenant URL", "--server URL")
-    secrets = SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env)
-    key = KeyFlags(private_key_file, private_key_stdin, private_key_passphrase_env, key_id, key_alg)
-    if auth_type is None and client_id is None and secrets.implied_auth is None and not key.given:
-        prompter.missing(
-            "the credentials",
-            "--oauth-client-id ID (with --client-secret-stdin, --client-secret-env VAR or "
-            "--private-key-file FILE) or --api-key-stdin",
+    run_create(
+        CreateOptions(
+            context_runtime(ctx, no_input=no_input),
+            name=name,
+            answers=Answers(
+                server=server,
+                auth_type=auth_type.value if auth_type else None,
+                client_id=client_id,
+                scope=scope,
+                ca_bundle=ca_bundle,
+                comment=comment,
+                storage=secret_storage.value if secret_storage else "keyring",
+                secrets=SecretFlags(
+                    client_secret_stdin, client_secret_env, api_key_stdin, api_key_env
+                ),
+                key=KeyFlags(
+                    private_key_file, private_key_stdin, private_key_passphrase_env, key_id, key_alg
+                ),
+            ),
+            force=force,
+            verify=not no_verify,
+            use=use,
         )
-    _establish(
-        runtime,
-        name=name,
-        answers=_Answers(
-            server=server,
-            auth_type=auth_type.value if auth_type else None,
-            client_id=client_id,
-            scope=scope,
-            ca_bundle=ca_bundle,
-            comment=comment,
-            storage=secret_storage.value if secret_storage else "keyring",
-            secrets=secrets,
-            key=key,
-        ),
-        force=force,
-        verify=not no_verify,
-        make_current=use,
     )

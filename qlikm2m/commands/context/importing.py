@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.context.options import StorageOpt
-from qlikm2m.commands.context.prompting import Prompter, context_runtime
+from qlikm2m.commands.context.prompting import context_runtime
 from qlikm2m.commands.context.shared import credential_store, emit, say_warnings
+from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:
     from qlikm2m.contexts import SecretStorage
@@ -16,27 +19,21 @@ if TYPE_CHECKING:
 # ---- import from qlik-cli --------------------------------------------------------------------
 
 
-def import_qlik_cli(
-    ctx: typer.Context,
-    path: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="PATH",
-            help="qlik-cli's contexts file (default: ~/.qlik/contexts.yml).",
-            show_default=False,
-        ),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show what would be imported; change nothing.")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option("--force", "-f", help="Replace qlikm2m contexts of the same name.")
-    ] = False,
-    secret_storage: StorageOpt = None,
-) -> None:
-    """Import qlik-cli's contexts (API key and M2M OAuth); secrets go to the keyring.
+@dataclass(frozen=True, kw_only=True)
+class ImportOptions(ContextRun):
+    """``path`` None: qlik-cli's default file (~/.qlik/contexts.yml)."""
 
-    The qlik-cli file is only read, never changed. Nothing is verified against the tenants.
+    path: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    storage: SecretStorage = "keyring"
+
+
+def run_import_qlik_cli(options: ImportOptions) -> None:
+    """Import qlik-cli's contexts in one transaction (or with ``dry_run`` only list them);
+    print ``{source, dryRun, imported, skipped, current}``. The qlik-cli file is only read.
+    Raises the storage error (exit 7) when the secrets cannot be stored, after a dry run's
+    listing too.
     """
     from pathlib import Path
 
@@ -45,10 +42,14 @@ def import_qlik_cli(
     from qlikm2m.qlikcli_import import default_path, read_qlik_cli_contexts
     from qlikm2m.secretstore import check_storage, describe_location
 
-    runtime = context_runtime(ctx)
+    runtime, dry_run, force, storage = (
+        options.runtime,
+        options.dry_run,
+        options.force,
+        options.storage,
+    )
     prompter = Prompter(runtime)
-    source = Path(path).expanduser() if path else default_path(runtime.env)
-    storage: SecretStorage = secret_storage.value if secret_storage else "keyring"
+    source = Path(options.path).expanduser() if options.path else default_path(runtime.env)
     found = read_qlik_cli_contexts(source, secret_storage=storage)
     existing = load_contexts(runtime.env)
     skipped = [{"name": entry.name, "reason": entry.reason} for entry in found.skipped]
@@ -120,3 +121,33 @@ def import_qlik_cli(
     )
     if storage_problem is not None:
         raise storage_problem
+
+
+def import_qlik_cli(
+    ctx: typer.Context,
+    path: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="PATH",
+            help="qlik-cli's contexts file (default: ~/.qlik/contexts.yml).",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be imported; change nothing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", "-f", help="Replace qlikm2m contexts of the same name.")
+    ] = False,
+    secret_storage: StorageOpt = None,
+) -> None:
+    """Import qlik-cli's contexts (API key and M2M OAuth); secrets go to the keyring.
+
+    The qlik-cli file is only read, never changed. Nothing is verified against the tenants.
+    """
+    storage: SecretStorage = secret_storage.value if secret_storage else "keyring"
+    run_import_qlik_cli(
+        ImportOptions(
+            context_runtime(ctx), path=path, dry_run=dry_run, force=force, storage=storage
+        )
+    )

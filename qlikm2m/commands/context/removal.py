@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
+from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.options import ForceOpt
-from qlikm2m.commands.context.prompting import Prompter, context_runtime
+from qlikm2m.commands.context.prompting import context_runtime
 from qlikm2m.commands.context.shared import context_view, credential_store, emit, say_warnings
+from qlikm2m.prompter import Prompter
+
+
+@dataclass(frozen=True, kw_only=True)
+class RmOptions(ContextRun):
+    name: str
+    force: bool = False
+
+
+def run_rm(options: RmOptions) -> None:
+    """Delete a context, its secret and the tokens minted with it; print ``{removed,
+    secretDeleted, droppedTokens}``. ConfigError for an unknown name; with ``force`` a secret
+    that cannot be removed is a warning, not an error."""
+    from qlikm2m.credstore import Slot
+
+    runtime, name = options.runtime, options.name
+    prompter = Prompter(runtime)
+    store = credential_store(runtime)
+    context = store.load().get(name)
+    outcome = store.remove(name, force=options.force)
+    say_warnings(prompter, outcome)
+    prompter.say(f"Deleted context {name!r}.")
+    secret_deleted = outcome.deleted.get(Slot.of(context), False)
+    emit(
+        runtime,
+        {"removed": name, "secretDeleted": secret_deleted, "droppedTokens": outcome.dropped},
+    )
 
 
 def rm(
@@ -32,38 +61,28 @@ def rm(
     Only the tokens minted with this context's secret go: other contexts of the same client
     keep theirs.
     """
-    from qlikm2m.credstore import Slot
-
-    runtime = context_runtime(ctx)
-    prompter = Prompter(runtime)
-    store = credential_store(runtime)
-    context = store.load().get(name)
-    outcome = store.remove(name, force=force)
-    say_warnings(prompter, outcome)
-    prompter.say(f"Deleted context {name!r}.")
-    secret_deleted = outcome.deleted.get(Slot.of(context), False)
-    emit(
-        runtime,
-        {"removed": name, "secretDeleted": secret_deleted, "droppedTokens": outcome.dropped},
-    )
+    run_rm(RmOptions(context_runtime(ctx), name=name, force=force))
 
 
-def rename(
-    ctx: typer.Context,
-    old_name: Annotated[
-        str,
-        typer.Argument(
-            metavar="OLD", help="The current name.", autocompletion=complete_context_names
-        ),
-    ],
-    new_name: Annotated[str, typer.Argument(metavar="NEW", help="The new name.")],
-    force: ForceOpt = False,
-) -> None:
-    """Rename a context; its secret moves to the new name. Cached tokens stay valid."""
+@dataclass(frozen=True, kw_only=True)
+class RenameOptions(ContextRun):
+    old_name: str
+    new_name: str
+    force: bool = False
+
+
+def run_rename(options: RenameOptions) -> None:
+    """Rename a context (its secret moves along); print its view with ``renamedFrom``.
+    UsageError for a bad or unchanged name, or a taken one without ``force``."""
     from qlikm2m.contexts import validate_name
     from qlikm2m.errors import UsageError
 
-    runtime = context_runtime(ctx)
+    runtime, old_name, new_name, force = (
+        options.runtime,
+        options.old_name,
+        options.new_name,
+        options.force,
+    )
     prompter = Prompter(runtime)
     validate_name(new_name)
     if old_name == new_name:
@@ -84,3 +103,20 @@ def rename(
     view = context_view(outcome.after.get(new_name), outcome.after.current, runtime.env)
     view["renamedFrom"] = old_name
     emit(runtime, view)
+
+
+def rename(
+    ctx: typer.Context,
+    old_name: Annotated[
+        str,
+        typer.Argument(
+            metavar="OLD", help="The current name.", autocompletion=complete_context_names
+        ),
+    ],
+    new_name: Annotated[str, typer.Argument(metavar="NEW", help="The new name.")],
+    force: ForceOpt = False,
+) -> None:
+    """Rename a context; its secret moves to the new name. Cached tokens stay valid."""
+    run_rename(
+        RenameOptions(context_runtime(ctx), old_name=old_name, new_name=new_name, force=force)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from qlikm2m.commands.context.prompting import Prompter
+from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:
     from qlikm2m.commands.context.prompting import KeyFlags

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.options import (
     ApiKeyEnvOpt,
@@ -31,7 +33,6 @@ from qlikm2m.commands.context.options import (
 )
 from qlikm2m.commands.context.prompting import (
     KeyFlags,
-    Prompter,
     SecretFlags,
     context_runtime,
     secret_prompt,
@@ -49,68 +50,40 @@ from qlikm2m.commands.context.shared import (
     verify_credentials,
     warn_file_storage,
 )
+from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:
-    from qlikm2m.contexts import AuthType
+    from qlikm2m.contexts import AuthType, SecretStorage
 
 # ---- update ----------------------------------------------------------------------------------
 
 
-def update(
-    ctx: typer.Context,
-    name: Annotated[
-        str,
-        typer.Argument(
-            metavar="NAME", help="The context to change.", autocompletion=complete_context_names
-        ),
-    ],
-    server: ServerOpt = None,
-    auth_type: AuthTypeOpt = None,
-    client_id: ClientIdOpt = None,
-    client_secret_stdin: SecretStdinOpt = False,
-    client_secret_env: SecretEnvOpt = None,
-    api_key_stdin: ApiKeyStdinOpt = False,
-    api_key_env: ApiKeyEnvOpt = None,
-    private_key_file: KeyFileOpt = None,
-    private_key_stdin: KeyStdinOpt = False,
-    key_id: KeyIdOpt = None,
-    key_alg: KeyAlgOpt = None,
-    private_key_passphrase_env: PassphraseEnvOpt = None,
-    scope: Annotated[
-        str | None,
-        typer.Option(
-            "--scope", help="New scopes; an empty string clears them.", show_default=False
-        ),
-    ] = None,
-    ca_bundle: Annotated[
-        str | None,
-        typer.Option(
-            "--ca-bundle", help="New CA bundle; an empty string clears it.", show_default=False
-        ),
-    ] = None,
-    comment: Annotated[
-        str | None,
-        typer.Option(
-            "--comment", help="New comment; an empty string clears it.", show_default=False
-        ),
-    ] = None,
-    secret_storage: StorageOpt = None,
-    prompt_secret: Annotated[
-        bool, typer.Option("--prompt-secret", help="Ask for a new secret (hidden) at the terminal.")
-    ] = False,
-    no_verify: Annotated[
-        bool, typer.Option("--no-verify", help="Save without checking the credentials.")
-    ] = False,
-    no_input: NoInputOpt = False,
-    client_secret: ArgvSecretOpt = None,
-    api_key: ArgvApiKeyOpt = None,
-    private_key: ArgvKeyOpt = None,
-    private_key_passphrase: ArgvPassphraseOpt = None,
-) -> None:
-    """Change only what is given. A new secret or key drops the context's cached tokens.
+@dataclass(frozen=True, kw_only=True)
+class UpdateOptions(ContextRun):
+    """What to change in context ``name``: None (or an empty ``secrets``/``key``) keeps the
+    stored value; an empty string clears ``scope``, ``ca_bundle`` and ``comment``."""
 
-    A private key (--private-key-file/-stdin) replaces a client secret and the other way round;
-    --key-id and --key-alg alone change how a stored key is registered.
+    name: str
+    server: str | None = None
+    auth_type: AuthType | None = None
+    client_id: str | None = None
+    secrets: SecretFlags = field(default_factory=SecretFlags)
+    key: KeyFlags = field(default_factory=KeyFlags)
+    scope: str | None = None
+    ca_bundle: str | None = None
+    comment: str | None = None
+    storage: SecretStorage | None = None
+    prompt_secret: bool = False
+    no_verify: bool = False
+
+
+def run_update(options: UpdateOptions) -> None:
+    """Change only what ``options`` gives, as one transaction of the store (a new secret or key
+    drops the context's cached tokens), after verifying changed credentials against the tenant
+    unless ``no_verify``; print the context's view with ``droppedTokens``.
+
+    Raises UsageError for flags that do not go together or a missing secret, ConfigError for an
+    unknown context, and the tenant's error when the new credentials do not sign in.
     """
     from contextlib import suppress
     from dataclasses import replace
@@ -119,20 +92,19 @@ def update(
     from qlikm2m.errors import ConfigError, UsageError
     from qlikm2m.secretstore import check_storage, read_secret
 
-    refuse_argv_secret(client_secret, api_key)
-    refuse_argv_key(private_key, private_key_passphrase)
-    runtime = context_runtime(ctx, no_input=no_input)
+    runtime, name, secrets, key = options.runtime, options.name, options.secrets, options.key
+    server, auth_type, client_id = options.server, options.auth_type, options.client_id
+    scope, ca_bundle, comment = options.scope, options.ca_bundle, options.comment
+    storage, prompt_secret, no_verify = options.storage, options.prompt_secret, options.no_verify
     prompter = Prompter(runtime)
-    secrets = SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env)
     secrets.check()
-    key = KeyFlags(private_key_file, private_key_stdin, private_key_passphrase_env, key_id, key_alg)
     key.check(secrets, describes_stored_key=True)
     old = store.load_contexts(runtime.env).get(name)
-    if key.given and auth_type is not None and auth_type.value == "apikey":
+    if key.given and auth_type == "apikey":
         raise UsageError("A private key signs in an OAuth client, not with an API key.")
 
     implied: AuthType | None = "oauth" if key.given else secrets.implied_auth
-    new_auth: AuthType = auth_type.value if auth_type else (implied or old.auth_type)
+    new_auth: AuthType = auth_type or implied or old.auth_type
     new_client_id = client_id if client_id is not None else old.client_id
     if new_auth == "oauth" and not new_client_id:
         prompter.missing("the OAuth client id", "--oauth-client-id ID")
@@ -144,7 +116,7 @@ def update(
         scope=(scope or None) if scope is not None else old.scope,
         ca_bundle=absolute_ca_bundle(ca_bundle) if ca_bundle is not None else old.ca_bundle,
         comment=(comment or None) if comment is not None else old.comment,
-        secret_storage=secret_storage.value if secret_storage else old.secret_storage,
+        secret_storage=storage or old.secret_storage,
     )
     if new_auth == "apikey":
         new = replace(new, scope=None)
@@ -233,3 +205,83 @@ def update(
     view = context_view(outcome.after.get(name), outcome.after.current, runtime.env)
     view["droppedTokens"] = dropped
     emit(runtime, view)
+
+
+def update(
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME", help="The context to change.", autocompletion=complete_context_names
+        ),
+    ],
+    server: ServerOpt = None,
+    auth_type: AuthTypeOpt = None,
+    client_id: ClientIdOpt = None,
+    client_secret_stdin: SecretStdinOpt = False,
+    client_secret_env: SecretEnvOpt = None,
+    api_key_stdin: ApiKeyStdinOpt = False,
+    api_key_env: ApiKeyEnvOpt = None,
+    private_key_file: KeyFileOpt = None,
+    private_key_stdin: KeyStdinOpt = False,
+    key_id: KeyIdOpt = None,
+    key_alg: KeyAlgOpt = None,
+    private_key_passphrase_env: PassphraseEnvOpt = None,
+    scope: Annotated[
+        str | None,
+        typer.Option(
+            "--scope", help="New scopes; an empty string clears them.", show_default=False
+        ),
+    ] = None,
+    ca_bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-bundle", help="New CA bundle; an empty string clears it.", show_default=False
+        ),
+    ] = None,
+    comment: Annotated[
+        str | None,
+        typer.Option(
+            "--comment", help="New comment; an empty string clears it.", show_default=False
+        ),
+    ] = None,
+    secret_storage: StorageOpt = None,
+    prompt_secret: Annotated[
+        bool, typer.Option("--prompt-secret", help="Ask for a new secret (hidden) at the terminal.")
+    ] = False,
+    no_verify: Annotated[
+        bool, typer.Option("--no-verify", help="Save without checking the credentials.")
+    ] = False,
+    no_input: NoInputOpt = False,
+    client_secret: ArgvSecretOpt = None,
+    api_key: ArgvApiKeyOpt = None,
+    private_key: ArgvKeyOpt = None,
+    private_key_passphrase: ArgvPassphraseOpt = None,
+) -> None:
+    """Change only what is given. A new secret or key drops the context's cached tokens.
+
+    A private key (--private-key-file/-stdin) replaces a client secret and the other way round;
+    --key-id and --key-alg alone change how a stored key is registered.
+    """
+    refuse_argv_secret(client_secret, api_key)
+    refuse_argv_key(private_key, private_key_passphrase)
+    runtime = context_runtime(ctx, no_input=no_input)
+    run_update(
+        UpdateOptions(
+            runtime,
+            name=name,
+            server=server,
+            auth_type=auth_type.value if auth_type else None,
+            client_id=client_id,
+            secrets=SecretFlags(client_secret_stdin, client_secret_env, api_key_stdin, api_key_env),
+            key=KeyFlags(
+                private_key_file, private_key_stdin, private_key_passphrase_env, key_id, key_alg
+            ),
+            scope=scope,
+            ca_bundle=ca_bundle,
+            comment=comment,
+            storage=secret_storage.value if secret_storage else None,
+            prompt_secret=prompt_secret,
+            no_verify=no_verify,
+        )
+    )
