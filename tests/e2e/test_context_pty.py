@@ -446,3 +446,26 @@ def test_ctrl_d_at_the_hidden_prompt_is_exit_130(
     assert code == 130, rest
     assert "unexpected" not in rest
     assert nothing_saved(isolated_dirs)
+
+
+def test_a_loopback_url_without_scheme_to_a_plain_http_sandbox_switches_to_http(
+    spawn: Spawn, make_sandbox: Any, isolated_dirs: dict[str, Path]
+) -> None:
+    plain = make_sandbox(tls=False)
+    host_port = plain.url.removeprefix("http://")
+    child = spawn("context", "init", "--secret-storage", "file")
+    child.expect_exact("Enter tenant url:")
+    child.sendline(host_port)  # no scheme: https:// is tried first
+    child.expect_exact(AO)
+    child.sendline("")
+    child.expect_exact("Client ID:")
+    child.sendline(plain.client_id)
+    child.expect_exact("Client Secret:")
+    child.sendline(plain.client_secret)
+    child.expect_exact(f"answers in plain HTTP: using http://{host_port}")
+    child.expect_exact("Saved context")
+    code, rest = finish(child)
+    assert code == 0, rest
+    # Only the secret was typed once: nothing was asked again.
+    assert transcript(child).count("Client Secret:") == 1
+    assert load_contexts(dict(os.environ)).contexts[host_port].server == f"http://{host_port}"

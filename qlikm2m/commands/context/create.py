@@ -120,6 +120,21 @@ def _auth_type(prompter: Prompter, answers: Answers) -> tuple[AuthType, bool]:
 _MAX_TRIES = 3
 
 
+def _plain_http_twin(server: str, error: BaseException) -> str | None:
+    """``http://host:port`` for a loopback ``https://`` server that answered in plain HTTP."""
+    from urllib.parse import urlsplit
+
+    from qlikm2m.errors import NetworkError
+    from qlikm2m.settings import is_loopback_host
+
+    if not (isinstance(error, NetworkError) and error.details.get("plainHttp")):
+        return None
+    parts = urlsplit(server)
+    if parts.scheme != "https" or not is_loopback_host(parts.hostname or ""):
+        return None
+    return f"http://{parts.netloc}"
+
+
 def _usable_storage(prompter: Prompter, storage: SecretStorage) -> SecretStorage:
     """``storage``, or the 0600 file when the keyring is unusable and the person agrees."""
     if storage != "keyring":
@@ -255,6 +270,12 @@ def _establish(
             )
             break
         except (AuthError, NetworkError) as error:
+            plain = _plain_http_twin(context.server, error)
+            if plain is not None:
+                # The sandbox (and other loopback servers) speak plain http: no question needed.
+                prompter.say(f"{context.server} answers in plain HTTP: using {plain}.")
+                context = replace(context, server=plain)
+                continue
             # Like `gh auth login`: ask again only for what was wrong, and only what was asked.
             url_asked = answers.server is None
             can_retry = runtime.can_prompt and attempt < _MAX_TRIES
