@@ -20,7 +20,6 @@ from qlikm2m.http.base import (
     origin_of,
     without_userinfo,
 )
-from qlikm2m.http.causes import _cause_text, _nothing_sent, _unresolved
 from qlikm2m.http.proxies import proxy_for
 from qlikm2m.http.responses import Response
 from qlikm2m.http.retries import _Failure, _Retryable, backoff_delay, parse_retry_after
@@ -234,6 +233,8 @@ class Transport:
                 retryable = isinstance(failure, _Retryable) and (idempotent or failure.unsent)
                 delay = backoff_delay(attempt - 1, self._rand)
                 if retryable and attempt <= self.options.max_retries and waited + delay <= budget:
+                    from qlikm2m.http.causes import _cause_text
+
                     self._retrying(delay, _cause_text(error), attempt)
                     self._sleep(delay)
                     waited += delay
@@ -332,6 +333,9 @@ class Transport:
 
     def _transport_error(self, error: BaseException, method: str, url: str) -> _Failure:
         import requests
+
+        # Loaded here, on a failure only: a run whose requests succeed does not import them.
+        from qlikm2m.http.causes import _cause_text, _nothing_sent, _unresolved
 
         host = urlsplit(url).hostname or url
         where = f"{method} {_path_of(url)}"
