@@ -1475,7 +1475,7 @@ def render(report: Report) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-KEPT_BLOCKS = ("before", "transfers")
+KEPT_BLOCKS = ("round1", "before", "transfers")
 
 
 def kept_blocks(path: Path) -> str:

@@ -90,8 +90,6 @@ class QlikClient:
         ``stream`` is accepted for the interface's sake: bodies are always read on demand
         (``Response.iter_bytes``) or bounded (``Response.json``).
         """
-        from qlikm2m.http import raise_for_status
-
         del stream
         url = self.url_for(path)
         token = self.tokens.token()
@@ -105,7 +103,10 @@ class QlikClient:
                 )
             if response.status == 401:
                 raise self._unauthorized(response)
-        if check:
+        if check and not 200 <= response.status < 400:
+            # Imported on a failure only: the error shapes are not needed on success.
+            from qlikm2m.http import raise_for_status
+
             raise_for_status(response)
         return response
 

@@ -139,6 +139,8 @@ def test_warm_tenant_me_imports_only_what_it_uses(sandbox: Any, cli_env: dict[st
     assert sandbox.count("GET /api/v1/tenants/me") == 2
     assert '"id"' in warm.stdout
     assert_none_of(warm, NEVER_ON_HOT_PATH)
+    # Qlik's error shapes and the causes of a failed connection are for failures only.
+    assert_none_of(warm, ("qlikm2m.http.error_bodies", "qlikm2m.http.causes"))
     # The cold run (token minted, cache written) has no excuse for them either.
     assert_none_of(cold, NEVER_ON_HOT_PATH)
 

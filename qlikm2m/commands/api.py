@@ -228,6 +228,9 @@ def _paginated(
     ndjson: bool,
     include: bool,
 ) -> None:
+    from qlikm2m.page_sizes import with_largest_page
+
+    params = with_largest_page(client.url_for(path), params)
     pages = client.iter_pages(
         path, params, on_response=(lambda r: _print_head(runtime, r)) if include else None
     )

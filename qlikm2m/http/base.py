@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import urlsplit
 
@@ -33,8 +34,13 @@ class HttpOptions:
     ca_bundle: str | None = None
 
 
+@lru_cache(maxsize=256)
 def origin_of(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) with the default port filled in: what "same origin" compares."""
+    """(scheme, host, port) with the default port filled in: what "same origin" compares.
+
+    Cached: a listing asks it several times a page of the same URLs (the tenant's, the page's).
+    Raises ValueError for a port that is not a number, as ``urlsplit`` does.
+    """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     port = parts.port or (443 if scheme == "https" else 80)

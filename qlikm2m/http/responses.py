@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from qlikm2m.errors import ApiError, NetworkError, QlikM2MError
 from qlikm2m.http.base import CHUNK_SIZE, MAX_ERROR_BODY, MAX_JSON_BODY, _path_of
-from qlikm2m.http.causes import _cause_text
 
 if TYPE_CHECKING:
     import requests
@@ -141,6 +140,8 @@ def _size(limit: int) -> str:
 def _body_error(error: BaseException, response: Response) -> QlikM2MError:
     if isinstance(error, QlikM2MError):
         return error
+    from qlikm2m.http.causes import _cause_text
+
     text = _cause_text(error)
     host = urlsplit(response.url).hostname or "the tenant"
     if "timed out" in text.lower():

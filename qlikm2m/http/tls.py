@@ -6,9 +6,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from qlikm2m.http.causes import _cause_chain
-from qlikm2m.http.error_bodies import _clean
-
 if TYPE_CHECKING:
     import ssl
 
@@ -128,6 +125,9 @@ def is_os_trust_file(path: str) -> bool:
 
 def _tls_reason(error: BaseException) -> str:
     import ssl
+
+    from qlikm2m.http.causes import _cause_chain
+    from qlikm2m.http.error_bodies import _clean
 
     for cause in _cause_chain(error):
         # OpenSSL's own words, with the name that was checked ("... not valid for 'host'").

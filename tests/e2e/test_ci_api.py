@@ -25,9 +25,29 @@ def test_paginate_emits_every_item_exactly_once(make_sandbox: Any, run_qlikm2m: 
     ids = Counter(item["id"] for item in items)
     assert len(ids) == 2345
     assert set(ids.values()) == {1}
-    # The default page size of the items API is 10: every page was followed.
-    assert sandbox.count("GET /api/v1/items") == 235
+    # No limit given: the items API's maximum page (100, items.json) rather than its default
+    # (10), and every page was followed.
+    assert sandbox.count("GET /api/v1/items") == 24
     assert sandbox.connections == 1  # one session, one kept-alive connection
+
+
+def test_paginate_keeps_a_limit_given_in_the_path(make_sandbox: Any, run_qlikm2m: Any) -> None:
+    sandbox = make_sandbox(items=45)
+    result = run_qlikm2m("api", "v1/items?limit=10", "--ndjson", env=_env_for(sandbox))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 45
+    assert sandbox.count("GET /api/v1/items") == 5
+
+
+def test_paginate_leaves_a_list_without_a_known_maximum_at_its_default(
+    make_sandbox: Any, run_qlikm2m: Any
+) -> None:
+    # spaces.json gives the spaces list a default page size (10) but no maximum.
+    sandbox = make_sandbox()
+    result = run_qlikm2m("api", "v1/spaces", "--ndjson", env=_env_for(sandbox))
+    assert result.returncode == 0, result.stderr
+    spaces = len(result.stdout.splitlines())
+    assert sandbox.count("GET /api/v1/spaces") == max(1, -(-spaces // 10))
 
 
 def test_paginate_with_query_and_params(make_sandbox: Any, run_qlikm2m: Any) -> None:
