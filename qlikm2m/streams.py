@@ -105,7 +105,7 @@ def encoding_of(stream: object) -> str | None:
 
 def json_for_stream(text: str, stream: object) -> str:
     """``text`` (JSON dumped with ensure_ascii=False) with what ``stream`` cannot encode escaped
-    as ``\\uXXXX``: the same document, complete and valid, in any code page."""
+    as ``\\u`` escapes: the same document, complete and valid, in any code page."""
     encoding = encoding_of(stream)
     if _carries_all_of_unicode(encoding) or text.isascii():
         return text

@@ -33,7 +33,7 @@ def _hashed_dir(folder: Path, ca_pem: Path) -> Path:
     """A c_rehash-style directory holding ``ca_pem`` under its subject hash."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("the openssl command names the subject hash")
+        pytest.skip("needs the openssl command to compute the subject hash")
     digest = subprocess.run(
         [openssl, "x509", "-hash", "-noout", "-in", str(ca_pem)],
         capture_output=True,
