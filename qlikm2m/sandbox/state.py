@@ -113,6 +113,7 @@ class ItemFilter:
     space_types: frozenset[str] | None = None
     name: str | None = None  # case-insensitive substring
     resource_id: str | None = None
+    resource_ids: frozenset[str] | None = None  # items.json resourceIds: any of these
 
 
 @dataclass
@@ -356,10 +357,31 @@ class TenantState:
                 return False
         if wanted.name is not None and wanted.name.lower() not in self._item_name(n).lower():
             return False
+        if wanted.resource_ids is not None and self._resource_id(n) not in wanted.resource_ids:
+            return False
         return wanted.resource_id is None or self._resource_id(n) == wanted.resource_id
+
+    def _resource_index(self, resource_id: str) -> int | None:
+        """The item number of a seeded or delivered resource id, or None."""
+        app = self.app_index(resource_id)
+        if app is not None:
+            return app
+        n = _index_from(resource_id, RESOURCE_ID_PREFIX, 6)
+        return n if n is not None and n < self.seeded_items else None
 
     def scan_items(self, start: int, wanted: ItemFilter) -> Iterator[int]:
         deleted = self.stores.deleted_seeded
+        if wanted.resource_ids is not None:
+            # A lookup by ids (the reload wait's tick) costs the ids asked for, not the tenant's size.
+            found = {self._resource_index(resource_id) for resource_id in wanted.resource_ids}
+            for n in sorted(k for k in found if k is not None and k >= start):
+                if n >= self.item_count:
+                    app = self._delivered(n)
+                    if app is not None and self._delivered_matches(app, wanted):
+                        yield n
+                elif self.item_matches(n, wanted) and self._resource_id(n) not in deleted:
+                    yield n
+            return
         for n in range(start, self.item_count):
             if self.item_matches(n, wanted) and not (deleted and self._resource_id(n) in deleted):
                 yield n
@@ -381,6 +403,8 @@ class TenantState:
         ):
             return False
         if wanted.name is not None and wanted.name.lower() not in app.name.lower():
+            return False
+        if wanted.resource_ids is not None and app.id not in wanted.resource_ids:
             return False
         return wanted.resource_id is None or app.id == wanted.resource_id
 

@@ -334,6 +334,14 @@ def _play_main(rec: Recorder, clock: FakeClock) -> None:
                      "/api/v1/items?resourceType=app&limit=3", token=token)  # fmt: skip
     rec.call("GET /api/v1/items", "personal, all types", 200,
              "/api/v1/items?spaceId=personal&limit=100", token=token)  # fmt: skip
+    rec.call("GET /api/v1/items", "by resourceIds", 200,
+             f"/api/v1/items?resourceType=app&resourceIds={app_id},x&limit=100&noActions=true",
+             token=token)  # fmt: skip
+    rec.call("GET /api/v1/items", "resourceIds without resourceType", 400,
+             f"/api/v1/items?resourceIds={app_id}", token=token)  # fmt: skip
+    rec.call("GET /api/v1/items", "101 resourceIds", 400,
+             "/api/v1/items?resourceType=app&resourceIds=" + ",".join(map(str, range(101))),
+             token=token)  # fmt: skip
     rec.call("GET /api/v1/items", "bad limit", 400, "/api/v1/items?limit=101", token=token)
     rec.call("GET /api/v1/items", "bad cursor", 400, "/api/v1/items?next=abc", token=token)
     rec.call("GET /api/v1/items", "no bearer", 401, "/api/v1/items")

@@ -189,6 +189,40 @@ def test_resource_id_lookup_needs_a_resource_type(big: Tenant) -> None:
     assert refused.status_code == 400
 
 
+def test_resource_ids_select_those_items_only(big: Tenant) -> None:
+    token = big.token()
+    wanted = big.sandbox.app_ids()[5:25]
+
+    found = big.collect(
+        "/api/v1/items",
+        token,
+        {"resourceType": "app", "resourceIds": ",".join([*wanted, "no-such-app"]), "limit": "7"},
+    )
+
+    assert sorted(i["resourceId"] for i in found) == sorted(wanted)
+
+
+def test_resource_ids_need_a_resource_type_and_at_most_a_hundred(big: Tenant) -> None:
+    token = big.token()
+    app_id = big.sandbox.app_ids()[0]
+    hundred = [app_id, *(f"app-{k}" for k in range(99))]
+
+    untyped = big.get("/api/v1/items", token, params={"resourceIds": app_id})
+    at_most = big.get(
+        "/api/v1/items", token, params={"resourceType": "app", "resourceIds": ",".join(hundred)}
+    )
+    too_many = big.get(
+        "/api/v1/items",
+        token,
+        params={"resourceType": "app", "resourceIds": ",".join([*hundred, "one-more"])},
+    )
+
+    assert untyped.status_code == 400
+    assert [i["resourceId"] for i in at_most.json()["data"]] == [app_id]
+    assert too_many.status_code == 400
+    assert "100" in too_many.json()["errors"][0]["detail"] + too_many.json()["errors"][0]["title"]
+
+
 @pytest.mark.slow
 def test_paging_through_100000_items(make_sandbox: object) -> None:
     # Plain HTTP: this measures the sandbox, not TLS in the client (HTTPS is covered above).

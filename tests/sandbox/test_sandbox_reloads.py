@@ -196,3 +196,39 @@ def test_the_apps_service_serves_the_whole_reload_log(timed: Tenant, clock: Fake
     other_app = timed.sandbox.app_ids()[0]
     wrong = timed.get(f"/api/v1/apps/{other_app}/reloads/logs/{created['id']}", token)
     assert wrong.status_code == 404
+
+
+def test_items_by_resource_ids_show_when_each_apps_last_reload_ended(
+    timed: Tenant, clock: FakeClock
+) -> None:
+    token = timed.token()
+    done, stopped, idle = timed.sandbox.app_ids()[:3]
+    finished = _start(timed, token, done)
+    failing = _start(timed, token, "broken-app")
+    canceled = _start(timed, token, stopped)
+    clock.advance(3)
+    assert timed.post(f"/api/v1/reloads/{canceled['id']}/actions/cancel", token).ok
+    ids = [done, stopped, idle, "broken-app"]
+    params = {"resourceType": "app", "resourceIds": ",".join(ids), "limit": "100"}
+
+    def items() -> dict[str, dict[str, object]]:
+        data = timed.get("/api/v1/items", token, params=params).json()["data"]
+        return {item["resourceId"]: item for item in data}
+
+    running = items()
+    clock.advance(12)
+    ended = items()
+
+    assert set(running) == set(ended) == set(ids)
+    assert all("resourceReloadEndTime" not in item for item in running.values())
+    # The item follows the reload's end as soon as it happens, with the reload's own end time.
+    assert ended[done]["resourceReloadStatus"] == "ok"
+    assert ended[done]["resourceReloadEndTime"] == _status(timed, token, finished["id"])["endTime"]
+    assert ended["broken-app"]["resourceReloadStatus"] == "failed"
+    assert (
+        ended["broken-app"]["resourceReloadEndTime"]
+        == _status(timed, token, failing["id"])["endTime"]
+    )
+    # A canceled reload leaves the item as it was (*sandbox choice*), as does no reload at all.
+    assert "resourceReloadEndTime" not in ended[stopped]
+    assert "resourceReloadEndTime" not in ended[idle]
