@@ -3,6 +3,12 @@
 Reloads run concurrently on the tenant; here one thread starts at most ``max_parallel`` of them and
 polls each when it is due. One thread keeps the HTTP session, the token cache and Ctrl-C simple,
 and the injectable clock and sleep make every timing testable without waiting.
+
+With two or more reloads in flight, each poll tick costs a fixed number of requests, whatever their
+number, in this order of preference: one list of the tenant's reloads (when the credentials may
+list them: a TenantAdmin), else one request for the apps' items (their ``resourceReloadEndTime``
+says which reloads may have ended; each of those is then read once), else at most
+``MAX_POLLS_PER_TICK`` single reads.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
 from urllib.parse import quote
 
@@ -54,6 +61,16 @@ MAX_POLLS_PER_TICK = DEFAULT_MAX_PARALLEL
 LIST_FAST_PHASE = 30.0
 # reloads.json GET /api/v1/reloads: limit 1 to 100, newest first (sort -creationTime).
 LIST_LIMIT = 100
+# items.json GET /api/v1/items: at most 100 resourceIds (and items) a request.
+ITEMS_PER_REQUEST = 100
+# An item's resourceReloadEndTime comes from another service than the reload's creationTime: an end
+# up to this much before the creation still gets its reload read (one GET at most, if it was an
+# earlier reload's end), so a small clock difference between the two never hides an end.
+ITEM_END_MARGIN = timedelta(seconds=1)
+# A reload the items tick watches is still read on its own at least this often (or at the
+# --poll-interval, if longer), one such read a tick: what an item may not show (a reload canceled
+# before it ran, an item that does not update) still ends the wait.
+SAFETY_POLL = ADAPTIVE_MAX_POLL
 LOG_TAIL_LINES = 20
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|h|m|s)")
@@ -134,6 +151,20 @@ class ReloadLister(Protocol):
         """The ``limit`` most recently created reloads of the tenant (any app), newest first.
 
         Raises QlikM2MError when the credentials may not list them (not a TenantAdmin).
+        """
+        ...
+
+
+@runtime_checkable
+class ReloadEndWatcher(Protocol):
+    """A ReloadApi that can also read when the apps' last reloads ended, for many apps at once."""
+
+    def app_reload_ends(self, app_ids: Sequence[str]) -> Mapping[str, str | None]:
+        """App id -> its item's ``resourceReloadEndTime`` (RFC 3339; None when it has none), for
+        each of ``app_ids`` (at most ITEMS_PER_REQUEST) whose item the credentials can see; an app
+        missing from the answer is absent from the mapping.
+
+        Raises QlikM2MError when the request is refused or fails.
         """
         ...
 
@@ -327,6 +358,10 @@ class _Running:
     started_at: float
     next_poll_at: float
     interval: float
+    polled_at: float = 0.0  # when ``record`` was read
+    # Watched by the items tick: its own reads are only the safety net, at most one a tick.
+    watched: bool = False
+    seen_end: str | None = None  # the item's end time that last had this reload read
 
     @property
     def reload_id(self) -> str:
@@ -425,6 +460,16 @@ def _error_for(result: ReloadResult) -> QlikM2MError:
     return QlikM2MError(describe(result))
 
 
+def _monotonic() -> float:
+    # The module's `time` is looked up at each call, so a test can run a whole command on a
+    # simulated clock shared with the sandbox tenant.
+    return time.monotonic()
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 def run_reloads(
     api: ReloadApi,
     app_ids: Sequence[str],
@@ -432,8 +477,8 @@ def run_reloads(
     partial: bool = False,
     wait: WaitOptions | None = None,
     reporter: Reporter | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = _monotonic,
+    sleep: Callable[[float], None] = _sleep,
 ) -> RunReport:
     """Start a reload of every app; with ``wait``, follow each to a final state or its deadline.
 
@@ -463,11 +508,13 @@ class _Run:
     running: dict[str, _Running] = field(default_factory=dict)
     results: dict[str, ReloadResult] = field(default_factory=dict)
     starting: str | None = None
-    # None: not tried yet; False: refused (not a TenantAdmin), single GETs from then on.
+    # None: not tried yet; False: refused (not a TenantAdmin), the items tick or single GETs.
     listing: bool | None = None
-    list_at: float | None = None  # the next list tick
-    list_interval: float = ADAPTIVE_FIRST_POLL
-    changed_at: float = 0.0  # the last start or end, for the list tick
+    # None: not tried yet; False: refused or failed, single GETs from then on.
+    watching: bool | None = None
+    tick_at: float | None = None  # the next list or items tick
+    tick_interval: float = ADAPTIVE_FIRST_POLL
+    changed_at: float = 0.0  # the last start or end, for the tick
     # When the per-tick budget left reloads due: not before this time.
     throttled_until: float = 0.0
 
@@ -502,11 +549,11 @@ class _Run:
         now = self.clock()
         interval = self.wait.first_interval() if self.wait else 0.0
         # Tracked before anything else can be interrupted, so Ctrl-C still reports its id.
-        running = _Running(app_id, record, now, now + interval, interval)
+        running = _Running(app_id, record, now, now + interval, interval, polled_at=now)
         self.running[app_id] = running
         self.changed_at = now
-        if self.list_at is None:
-            self.list_at = now + interval
+        if self.tick_at is None:
+            self.tick_at = now + interval
         self.starting = None
         self.reporter.started(app_id, record)
         if self.wait is None:
@@ -523,30 +570,44 @@ class _Run:
         # The last poll happens at the deadline itself, so a reload ending just in time counts.
         return running.next_poll_at if deadline is None else min(running.next_poll_at, deadline)
 
-    def _lists(self) -> bool:
-        return (
-            self.listing is not False
-            and len(self.running) >= 2
-            and isinstance(self.api, ReloadLister)
-        )
+    def _tick_kind(self) -> str | None:
+        """What a tick asks while it serves two or more reloads ("list" or "items"); None when
+        each reload is read on its own."""
+        if len(self.running) < 2:
+            return None
+        if self.listing is not False and isinstance(self.api, ReloadLister):
+            return "list"
+        if self.watching is not False and isinstance(self.api, ReloadEndWatcher):
+            return "items"
+        return None
 
     def _poll_due(self) -> None:
-        """Wait for the next tick, then poll: one list request, or a bounded number of GETs."""
-        if self._lists():
-            assert self.list_at is not None
+        """Wait for the next tick, then poll: one list request, one items request (per 100
+        reloads) and a read of each reload it shows may have ended, or a bounded number of GETs."""
+        kind = self._tick_kind()
+        if kind != "items":
+            for running in self.running.values():
+                self._unwatch(running)
+        if kind is not None:
+            assert self.tick_at is not None
             # Deadlines still wake the run on time: each reload's last poll is at its deadline.
             deadlines = [d for d in map(self._deadline, self.running.values()) if d is not None]
-            wake = min([self.list_at, *deadlines])
+            wake = min([self.tick_at, *deadlines])
         else:
             wake = max(min(self._due_at(r) for r in self.running.values()), self.throttled_until)
         now = self.clock()
         if wake > now:
             self.sleep(wake - now)
-        listed = self._lists() and self.list_at is not None and self.list_at <= self.clock()
-        if listed:
+        used = 0
+        ticks = kind is not None and self.tick_at is not None and self.tick_at <= self.clock()
+        if ticks and kind == "list":
+            used += 1
             self._list_tick()
-        # The list request counts against the tick's budget.
-        self._poll_each_due(budget=MAX_POLLS_PER_TICK - listed)
+        # A list refused just now leaves this tick to the items.
+        if ticks and self._tick_kind() == "items":
+            used += self._items_tick()
+        # The tick's own requests count against its budget.
+        self._poll_each_due(budget=max(1, MAX_POLLS_PER_TICK - used))
 
     def _list_tick(self) -> None:
         assert self.wait is not None
@@ -556,7 +617,7 @@ class _Run:
             records = lister.list_recent(LIST_LIMIT)
         except QlikM2MError:
             # Not a TenantAdmin (GET /api/v1/reloads needs appId otherwise), or the list failed:
-            # single GETs for the rest of the run, each on its own schedule.
+            # the items tick, else single GETs, for the rest of the run.
             self.listing = False
             return
         self.listing = True
@@ -571,34 +632,112 @@ class _Run:
             # Seen by this tick: its own schedule moves on, so no single GET is due for it
             # while the list keeps it in sight.
             self._conclude(running, now)
+        self._next_tick(now)
+
+    def _items_tick(self) -> int:
+        """Ask for the items of the apps reloading (items.json GET /api/v1/items, resourceIds);
+        read each reload whose app's last reload ended since it was created. Returns the number
+        of items requests made."""
+        watcher = self.api
+        assert isinstance(watcher, ReloadEndWatcher)
+        waited_on = list(self.running.values())
+        ends: dict[str, str | None] = {}
+        requests = 0
+        for first in range(0, len(waited_on), ITEMS_PER_REQUEST):
+            chunk = waited_on[first : first + ITEMS_PER_REQUEST]
+            requests += 1
+            try:
+                ends.update(watcher.app_reload_ends([r.app_id for r in chunk]))
+            except QlikM2MError:
+                # Refused (403/404, or 400 where resourceIds is not known) or failed: single
+                # GETs for the rest of the run, each on its own schedule.
+                self.watching = False
+                for running in waited_on:
+                    self._unwatch(running)
+                return requests
+        self.watching = True
+        now = self.clock()
+        ended: list[_Running] = []
+        for running in waited_on:
+            # The reload's own creation time, from the tenant: the local clock never enters it.
+            created = _instant(running.record.get("creationTime"))
+            if running.app_id not in ends or created is None:
+                # An item the bot cannot see, or nothing to compare with: polled on its own.
+                self._unwatch(running)
+                continue
+            if not running.watched:
+                running.watched = True
+                self._reschedule(running)
+            end = ends[running.app_id]
+            end_at = _instant(end)
+            if end_at is None or end == running.seen_end or end_at < created - ITEM_END_MARGIN:
+                self.reporter.polled(running.app_id, running.record, now - running.started_at)
+                continue
+            # Its app's last reload ended since this one was created: the reload record says how
+            # (and whether it was this reload at all); the item alone concludes nothing.
+            running.seen_end = end
+            ended.append(running)
+        for running in ended:
+            self._read(running)
+        self._next_tick(self.clock())
+        return requests
+
+    def _next_tick(self, now: float) -> None:
+        assert self.wait is not None
         quiet_for = now - self.changed_at
-        self.list_interval = self.wait.list_interval(self.list_interval, quiet_for)
-        self.list_at = now + self.list_interval
+        self.tick_interval = self.wait.list_interval(self.tick_interval, quiet_for)
+        self.tick_at = now + self.tick_interval
+
+    def _safety_interval(self) -> float:
+        assert self.wait is not None
+        return max(SAFETY_POLL, self.wait.poll_interval or 0.0)
+
+    def _reschedule(self, running: _Running) -> None:
+        after = running.interval
+        if running.watched:
+            after = max(after, self._safety_interval())
+        running.next_poll_at = running.polled_at + after
+
+    def _unwatch(self, running: _Running) -> None:
+        # Back to its own schedule, which may well be due at once.
+        if running.watched:
+            running.watched = False
+            self._reschedule(running)
 
     def _poll_each_due(self, budget: int = MAX_POLLS_PER_TICK) -> None:
         polled = 0
+        safety_read = False  # of the reloads the items tick watches, one is read a tick
         due = sorted(self.running.values(), key=self._due_at)
         for running in due:
-            if self._due_at(running) > self.clock():
+            now = self.clock()
+            if self._due_at(running) > now:
+                continue
+            # Others at their deadline are read at once all the same: the deadline wakes the run.
+            if running.watched and safety_read:
                 continue
             if polled >= budget:
                 # The rest wait for the next tick: requests per tick stay bounded.
                 assert self.wait is not None
-                self.throttled_until = self.clock() + self.wait.first_interval()
+                self.throttled_until = now + self.wait.first_interval()
                 return
             polled += 1
-            try:
-                record = self.api.get(running.reload_id)
-            except QlikM2MError as error:
-                elapsed = self.clock() - running.started_at
-                self._finish(
-                    ReloadResult(running.app_id, Outcome.ERROR, running.record, elapsed, error)
-                )
-                continue
-            now = self.clock()
-            running.record = record
-            self.reporter.polled(running.app_id, record, now - running.started_at)
-            self._conclude(running, now)
+            safety_read = safety_read or running.watched
+            self._read(running)
+
+    def _read(self, running: _Running) -> None:
+        """GET the reload's record and act on it; an error ends that reload's wait only."""
+        try:
+            record = self.api.get(running.reload_id)
+        except QlikM2MError as error:
+            elapsed = self.clock() - running.started_at
+            self._finish(
+                ReloadResult(running.app_id, Outcome.ERROR, running.record, elapsed, error)
+            )
+            return
+        now = self.clock()
+        running.record = record
+        self.reporter.polled(running.app_id, record, now - running.started_at)
+        self._conclude(running, now)
 
     def _conclude(self, running: _Running, now: float) -> None:
         assert self.wait is not None
@@ -618,7 +757,8 @@ class _Run:
             self._finish(ReloadResult(running.app_id, Outcome.TIMED_OUT, running.record, elapsed))
             return
         running.interval = self.wait.next_interval(running.interval)
-        running.next_poll_at = now + running.interval
+        running.polled_at = now
+        self._reschedule(running)
         self.running[running.app_id] = running
 
     def _log_tail(self, running: _Running) -> tuple[str, ...]:
@@ -712,6 +852,33 @@ class ClientReloadApi:
             raise ApiError("GET /api/v1/reloads did not answer with a list of reloads.")
         return [_record(item, "GET /api/v1/reloads") for item in data]
 
+    def app_reload_ends(self, app_ids: Sequence[str]) -> Mapping[str, str | None]:
+        """items.json GET /api/v1/items?resourceType=app&resourceIds=...: app id -> the item's
+        ``resourceReloadEndTime`` (None when it has none), for the apps whose items the credentials
+        can see. At most ITEMS_PER_REQUEST ids, so one page holds them all. Raises ApiError (and
+        the client's other errors) when refused or not a list of items."""
+        params = {
+            "resourceType": "app",
+            "resourceIds": ",".join(app_ids),
+            "limit": str(max(1, min(len(app_ids), ITEMS_PER_REQUEST))),
+            # The items' actions are not needed: items.json says leaving them out is faster.
+            "noActions": "true",
+        }
+        page = self._client.get_json("/api/v1/items", params=params)
+        data = page.get("data") if isinstance(page, dict) else None
+        if not isinstance(data, list):
+            raise ApiError("GET /api/v1/items did not answer with a list of items.")
+        wanted = set(app_ids)
+        ends: dict[str, str | None] = {}
+        for item in data:
+            if not isinstance(item, dict) or item.get("resourceType") != "app":
+                continue
+            app_id = item.get("resourceId")
+            if isinstance(app_id, str) and app_id in wanted:
+                end = item.get("resourceReloadEndTime")
+                ends[app_id] = end if isinstance(end, str) and end else None
+        return ends
+
     def log_tail(self, app_id: str, reload_id: str, lines: int) -> Sequence[str]:
         # The script log can be large: keep only its tail while streaming it.
         path = f"/api/v1/apps/{quote(app_id, safe='')}/reloads/logs/{quote(reload_id, safe='')}"
@@ -729,6 +896,18 @@ class ClientReloadApi:
 
 def _decoded(line: bytes) -> str:
     return line.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def _instant(value: object) -> datetime | None:
+    """An RFC 3339 time from the tenant (``2024-07-31T13:43:51.123Z``) as an aware datetime; None
+    when absent or unreadable. A time without an offset is UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def _record(value: Any, what: str) -> Mapping[str, Any]:
@@ -773,11 +952,19 @@ def check_weight(weight: int | None) -> int | None:
 
 
 class _ExistingReloads:
-    """A ReloadApi whose start() returns reloads already running: `wait` reuses run_reloads."""
+    """A ReloadApi whose start() returns reloads already running: `wait` reuses run_reloads.
+
+    Whatever else the API can do (list reloads, read the apps' items) passes through, so the
+    wait ticks as run_reloads would.
+    """
 
     def __init__(self, api: ReloadApi, records: Mapping[str, Mapping[str, Any]]) -> None:
         self._api = api
         self._records = records  # by app id
+
+    def __getattr__(self, name: str) -> Any:
+        # Only what is not defined here: list_recent and app_reload_ends, when the API has them.
+        return getattr(self._api, name)
 
     def start(self, app_id: str, *, partial: bool) -> Mapping[str, Any]:
         return self._records[app_id]
@@ -795,8 +982,8 @@ def wait_for_reloads(
     wait: WaitOptions,
     *,
     reporter: Reporter | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = _monotonic,
+    sleep: Callable[[float], None] = _sleep,
 ) -> RunReport:
     """Follow existing reloads (started by another job, say) to their end or ``wait.timeout``.
 

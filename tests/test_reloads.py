@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from qlikm2m.reloads import (
     ADAPTIVE_FIRST_POLL,
     ADAPTIVE_MAX_POLL,
     MAX_POLLS_PER_TICK,
+    SAFETY_POLL,
     Outcome,
     PlainReporter,
     ReloadResult,
@@ -32,6 +34,7 @@ from qlikm2m.reloads import (
     parse_duration,
     run_reloads,
     summary_lines,
+    wait_for_reloads,
     worst_exit_code,
 )
 
@@ -545,3 +548,264 @@ def test_per_reload_gets_are_bounded_per_tick_without_a_list(clock: FakeClock) -
     report = run(tenant, clock, list(tenant.scripts), max_parallel=12)
     assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
     assert _most_at_one_moment(times) <= MAX_POLLS_PER_TICK
+
+
+# --- no list rights: one items request a tick, a read of each reload it shows may have ended ------
+
+SERVER_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class ItemsTenant(ListingTenant):
+    """A normal M2M bot's tenant: the reload list is refused (reloads.json: appId required unless
+    TenantAdmin), but the apps' items show when their last reload ended (items.json
+    resourceReloadEndTime), in the tenant's own clock. A CANCELED reload leaves the item as it
+    was unless ``canceled_shows``; ``hidden`` apps' items are not visible to the bot."""
+
+    def __init__(
+        self,
+        clock: FakeClock,
+        scripts: Mapping[str, Sequence[tuple[float, str]]],
+        *,
+        items_refuse: Exception | None = None,
+        hidden: Sequence[str] = (),
+        hidden_from: float = 0.0,
+        canceled_shows: bool = False,
+        items_skew: float = 0.0,
+        earlier_end: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__(clock, scripts, refuse=ApiError("appId is required."))
+        self.items_refuse = items_refuse
+        self.hidden = set(hidden)
+        self.hidden_from = hidden_from  # seconds after the first start
+        self.canceled_shows = canceled_shows
+        self.items_skew = items_skew  # the items service's clock against the reloads service's
+        self.earlier_end = dict(earlier_end or {})  # another reload's end, after this one's start
+        self.items_calls: list[tuple[float, tuple[str, ...]]] = []
+        self.final_reads: list[float] = []
+
+    def _stamp(self, seconds: float) -> str:
+        # Far from the local clock (FakeClock at 1000 s): only tenant times are ever compared.
+        return (SERVER_EPOCH + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+    def _record(self, app_id: str) -> dict[str, Any]:
+        record = super()._record(app_id)
+        record["creationTime"] = self._stamp(self.started[app_id][1])
+        return record
+
+    def get(self, reload_id: str) -> Mapping[str, Any]:
+        record = super().get(reload_id)
+        if record["status"] in _FINAL:
+            self.final_reads.append(self.clock.now)
+        return record
+
+    def _ended_at(self, app_id: str) -> float | None:
+        _, started = self.started[app_id]
+        status = self._status(app_id)
+        if status in _FINAL and (status != "CANCELED" or self.canceled_shows):
+            return started + next(after for after, state in self.scripts[app_id] if state == status)
+        if app_id in self.earlier_end:
+            return started + self.earlier_end[app_id]
+        return None
+
+    def app_reload_ends(self, app_ids: Sequence[str]) -> Mapping[str, str | None]:
+        self.items_calls.append((self.clock.now, tuple(app_ids)))
+        if self.items_refuse is not None:
+            raise self.items_refuse
+        ends: dict[str, str | None] = {}
+        for app_id in app_ids:
+            if app_id in self.hidden and self.clock.now >= 1000.0 + self.hidden_from:
+                continue
+            ended = self._ended_at(app_id)
+            ends[app_id] = None if ended is None else self._stamp(ended + self.items_skew)
+        return ends
+
+    @property
+    def items_times(self) -> list[float]:
+        return [at for at, _ in self.items_calls]
+
+    def polls_without_final_reads(self) -> list[float]:
+        """When each request but the final reads went: what the ticks cost while nothing ends."""
+        reads = list(self.get_times)
+        for at in self.final_reads:
+            reads.remove(at)
+        return sorted([*self.lists, *self.items_times, *reads])
+
+
+def test_without_list_rights_the_items_tick_sees_twenty_ends_within_a_second(
+    clock: FakeClock,
+) -> None:
+    tenant = ItemsTenant(clock, _batch(20, 6.0))
+    report = run(tenant, clock, list(tenant.scripts), max_parallel=20)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    last_end = max(started for _, started in tenant.started.values()) + 6.0
+    assert clock.now - last_end <= 1.0
+    assert len(tenant.lists) == 1  # tried once, refused
+    # One items request a tick for all twenty; each reload read once, when its item showed its end.
+    assert len(tenant.items_calls) == len(set(tenant.items_times)) <= 7
+    assert all(len(ids) == 20 for _, ids in tenant.items_calls[:1])
+    assert sorted(tenant.gets) == sorted(f"r-{app}" for app in tenant.scripts)
+    assert len(tenant.final_reads) == 20
+
+
+def test_items_tick_requests_do_not_grow_with_the_reloads(clock: FakeClock) -> None:
+    costs = {}
+    for count in (20, 60):
+        timer = FakeClock(start=1000.0)
+        tenant = ItemsTenant(timer, _batch(count, 120.0))
+        report = run(tenant, timer, list(tenant.scripts), max_parallel=count)
+        assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+        polls = tenant.polls_without_final_reads()
+        # Each reload read once at its end, whatever the number: the tenant's 50 reload starts a
+        # minute (reloads.json POST tier) bound those reads too.
+        assert len(tenant.final_reads) == count
+        costs[count] = (len(polls), _most_at_one_moment(polls), timer.now)
+    # The ticks cost the same for 60 reloads as for 20: one items request and at most one
+    # safety read each (plus the refused list on the first).
+    assert costs[20] == costs[60]
+    assert costs[20][1] <= 2
+
+
+def test_more_than_a_hundred_reloads_take_one_items_request_per_hundred(clock: FakeClock) -> None:
+    tenant = ItemsTenant(clock, _batch(150, 3.0))
+    report = run(tenant, clock, list(tenant.scripts), max_parallel=150)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    first = [ids for at, ids in tenant.items_calls if at == tenant.items_times[0]]
+    assert [len(ids) for ids in first] == [100, 50]
+
+
+@pytest.mark.parametrize("canceled_shows", [True, False], ids=["item-shows", "item-silent"])
+def test_failed_and_canceled_reloads_are_concluded_from_their_records(
+    clock: FakeClock, canceled_shows: bool
+) -> None:
+    scripts = {
+        "bad": [(0, "RELOADING"), (3, "FAILED")],
+        "stopped": [(0, "QUEUED"), (4, "CANCELED")],
+        "good": [(0, "RELOADING"), (30, "SUCCEEDED")],
+    }
+    tenant = ItemsTenant(clock, scripts, canceled_shows=canceled_shows)
+    report = run(tenant, clock, list(scripts))
+    by_app = {r.app_id: r for r in report.results}
+    assert by_app["bad"].outcome is Outcome.FAILED
+    assert by_app["bad"].status == "FAILED"
+    assert by_app["stopped"].outcome is Outcome.FAILED
+    assert by_app["stopped"].status == "CANCELED"
+    assert by_app["good"].outcome is Outcome.SUCCEEDED
+    assert sorted(tenant.log_requests) == [("bad", "r-bad"), ("stopped", "r-stopped")]
+    assert report.exit_code is ExitCode.RELOAD_FAILED
+    # The failure shows on the item: seen within a tick.
+    assert by_app["bad"].elapsed <= 3.0 + 1.0
+    if canceled_shows:
+        assert by_app["stopped"].elapsed <= 4.0 + 1.0
+    else:
+        # Nothing on the item: the safety net's own read ends it, within its interval.
+        assert 4.0 + 1.0 < by_app["stopped"].elapsed <= SAFETY_POLL + 1.0
+
+
+def test_refused_items_fall_back_to_at_most_four_gets_a_tick(clock: FakeClock) -> None:
+    tenant = ItemsTenant(clock, _batch(20, 6.0), items_refuse=ApiError("Forbidden."))
+    report = run(tenant, clock, list(tenant.scripts), max_parallel=20)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    assert len(tenant.lists) == 1
+    assert len(tenant.items_calls) == 1  # tried once, then single GETs for the run
+    every = [*tenant.lists, *tenant.items_times, *tenant.get_times]
+    assert _most_at_one_moment(every) <= MAX_POLLS_PER_TICK
+    # Every reload polled on its own: more reads than reloads.
+    assert len(tenant.gets) > 20
+
+
+def test_an_app_missing_from_the_items_is_polled_on_its_own(clock: FakeClock) -> None:
+    scripts = _batch(4, 6.0)
+    tenant = ItemsTenant(clock, scripts, hidden=["app02"])
+    report = run(tenant, clock, list(scripts))
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    # The three the items show are read once each; the hidden one on its adaptive schedule.
+    assert sorted(set(tenant.gets)) == ["r-app00", "r-app01", "r-app02", "r-app03"]
+    assert tenant.gets.count("r-app02") > 1
+    assert all(tenant.gets.count(f"r-app0{k}") == 1 for k in (0, 1, 3))
+    last_end = max(started for _, started in tenant.started.values()) + 6.0
+    assert clock.now - last_end <= ADAPTIVE_MAX_POLL
+
+
+def test_an_item_that_goes_out_of_sight_hands_its_reload_back_to_its_own_schedule(
+    clock: FakeClock,
+) -> None:
+    scripts = {**_batch(3, 30.0), "app03": [(0, "RELOADING"), (5, "SUCCEEDED")]}
+    tenant = ItemsTenant(clock, scripts, hidden=["app03"], hidden_from=1.5)
+    report = run(tenant, clock, list(scripts))
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    # Watched at the first tick, then missing: read on its own, well before its safety read.
+    assert report.results[3].elapsed < SAFETY_POLL - 2
+
+
+def test_an_earlier_reloads_end_costs_one_read_not_one_a_tick(clock: FakeClock) -> None:
+    # app00 was queued behind an earlier reload of the same app that ended 2 s later.
+    scripts = {
+        "app00": [(0, "QUEUED"), (3, "RELOADING"), (8, "SUCCEEDED")],
+        "app01": [(0, "RELOADING"), (20, "SUCCEEDED")],
+    }
+    tenant = ItemsTenant(clock, scripts, earlier_end={"app00": 2.0})
+    report = run(tenant, clock, list(scripts))
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    # Read once when the earlier end showed (still QUEUED), once at its own end.
+    assert tenant.gets.count("r-app00") == 2
+    assert report.results[0].elapsed <= 8.0 + 1.0
+
+
+def test_an_end_slightly_before_creation_by_the_items_clock_still_counts(
+    clock: FakeClock,
+) -> None:
+    # The items service's clock runs 0.8 s behind the reloads service's; the reloads take 0.5 s.
+    tenant = ItemsTenant(clock, _batch(3, 0.5), items_skew=-0.8)
+    report = run(tenant, clock, list(tenant.scripts))
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    assert len(tenant.items_calls) == 1
+    assert clock.now - 1000.0 <= 1.0
+
+
+def test_an_end_well_before_creation_is_an_earlier_reloads(clock: FakeClock) -> None:
+    # The app's last reload ended long before this one was created: nothing to read yet.
+    tenant = ItemsTenant(clock, _batch(2, 5.0), earlier_end={"app00": -60.0, "app01": -60.0})
+    report = run(tenant, clock, list(tenant.scripts))
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    assert sorted(tenant.gets) == ["r-app00", "r-app01"]
+
+
+def test_a_deadline_still_ends_the_wait_in_items_mode(clock: FakeClock) -> None:
+    tenant = ItemsTenant(clock, _batch(3, 600.0))
+    report = run(tenant, clock, list(tenant.scripts), timeout=20.0)
+    assert all(r.outcome is Outcome.TIMED_OUT for r in report.results)
+    assert clock.now - 1000.0 == pytest.approx(20.0)
+    # The verdict rests on a record read at the deadline, which costs no extra items request.
+    assert tenant.get_times.count(1020.0) == 3
+    assert tenant.items_times.count(1020.0) <= 1
+
+
+def test_the_last_reload_left_goes_back_to_its_own_schedule(clock: FakeClock) -> None:
+    scripts = {"a": [(0, "RELOADING"), (3, "SUCCEEDED")], "b": [(0, "RELOADING"), (5, "SUCCEEDED")]}
+    tenant = ItemsTenant(clock, scripts)
+    report = run(tenant, clock, ["a", "b"])
+    assert [r.outcome for r in report.results] == [Outcome.SUCCEEDED, Outcome.SUCCEEDED]
+    # Alone, b is polled 1 s, 1.5 s, 2.25 s... apart, not at its 10 s safety read.
+    assert report.results[1].elapsed < SAFETY_POLL - 2
+
+
+def test_the_safety_net_reads_one_watched_reload_a_tick(clock: FakeClock) -> None:
+    tenant = ItemsTenant(clock, _batch(12, 60.0))
+    run(tenant, clock, list(tenant.scripts), max_parallel=12)
+    reads = [at for at in tenant.get_times if at not in tenant.final_reads]
+    assert reads  # the safety net did read
+    assert _most_at_one_moment(reads) == 1
+    assert min(reads) >= 1000.0 + SAFETY_POLL
+
+
+def test_waiting_on_existing_reloads_uses_the_items_tick(clock: FakeClock) -> None:
+    tenant = ItemsTenant(clock, _batch(3, 6.0))
+    for app in tenant.scripts:
+        tenant.start(app, partial=False)
+    report = wait_for_reloads(
+        tenant, ["r-app00", "r-app01", "r-app02"], WaitOptions(), clock=clock, sleep=clock.sleep
+    )
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    assert tenant.items_calls
+    # Three reads to learn the apps, one each at the end.
+    assert len(tenant.gets) == 6

@@ -8,12 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
+from types import SimpleNamespace
 from typing import IO, Any
 
 import pytest
 from fixtures_sandbox import sandbox_env
+from harness import FakeClock, RunCli
 
+import qlikm2m.reloads
 from qlikm2m.sandbox import Sandbox
 
 POST_RELOADS = "POST /api/v1/reloads"
@@ -364,3 +368,57 @@ def test_a_wrong_secret_is_one_auth_error_not_a_row_per_app(
     assert result.stderr.count("error:") == 1
     assert "APP " not in result.stderr
     assert sandbox.count(POST_RELOADS) == 0
+
+
+# --- a bot that may not list reloads: the items tick, on a clock shared with the tenant ----------
+
+
+def _shared_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A simulated clock for both the tenant and the wait's scheduler: the run is real HTTPS to
+    the sandbox, but a 7 s reload takes no time and its timings are exact."""
+    shared = FakeClock(start=float(int(time.time())))  # whole seconds: the tenant stamps ms
+    monkeypatch.setattr(
+        qlikm2m.reloads, "time", SimpleNamespace(monotonic=shared, sleep=shared.sleep)
+    )
+    return shared
+
+
+def test_waiting_on_many_reloads_without_list_rights_reads_the_items_and_exits_at_the_ends(
+    make_sandbox: Any, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = _shared_clock(monkeypatch)
+    # The sandbox's bot is not a TenantAdmin: GET /api/v1/reloads without appId is refused.
+    tenant = make_sandbox(items=60, clock=shared, reload_queue_time=1.0, reload_duration=6.0)
+    apps = tenant.app_ids()[:8]
+    result = run_cli("reload", *apps, "--wait", "--max-parallel", "8", env=sandbox_env(tenant))
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert [r["status"] for r in records] == ["SUCCEEDED"] * 8
+    # Seen ending within the one-second tick: the tenant's own end times against its clock.
+    last_end = max(_time(r["endTime"]) for r in records)
+    assert 0 <= shared.now - last_end <= 1.0
+    counters = tenant.counters()
+    assert counters.get("GET /api/v1/reloads", 0) == 1  # the list, tried once and refused
+    # One items request a tick; each reload read once, when its item showed it had ended.
+    assert 1 <= counters.get("GET /api/v1/items", 0) <= 8
+    assert counters.get("GET /api/v1/reloads/{reloadId}", 0) == len(apps)
+
+
+def test_items_refused_the_wait_falls_back_to_reading_each_reload(
+    make_sandbox: Any, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = _shared_clock(monkeypatch)
+    tenant = make_sandbox(items=60, clock=shared, reload_queue_time=1.0, reload_duration=6.0)
+    tenant.force(
+        status=403,
+        body={"errors": [{"code": "HTTP-403", "title": "Forbidden"}], "traceId": "0" * 32},
+        match="GET /api/v1/items",
+        times=1,
+    )
+    apps = tenant.app_ids()[:3]
+    result = run_cli("reload", *apps, "--wait", env=sandbox_env(tenant))
+    assert result.returncode == 0, result.stderr
+    assert [r["status"] for r in json.loads(result.stdout)] == ["SUCCEEDED"] * 3
+    assert len(tenant.forced) == 0  # the items were asked for once
+    # Each reload polled on its own schedule: several reads each.
+    assert tenant.count("GET /api/v1/reloads/{reloadId}") > 2 * len(apps)
