@@ -59,6 +59,9 @@ MAX_POLLS_PER_TICK = DEFAULT_MAX_PARALLEL
 # With one list request a tick, the tick stays short while reloads are young or one has just
 # ended (the others of a batch tend to end close by), then backs off as single polls do.
 LIST_FAST_PHASE = 30.0
+# ...but only to this: a tick costs one request whatever the number of reloads, so a reload of
+# minutes is seen ending within 5 s (12 requests a minute) rather than the single polls' 10 s.
+LIST_MAX_TICK = 5.0
 # reloads.json GET /api/v1/reloads: limit 1 to 100, newest first (sort -creationTime).
 LIST_LIMIT = 100
 # items.json GET /api/v1/items: at most 100 resourceIds (and items) a request.
@@ -252,12 +255,13 @@ class WaitOptions:
         return min(current * ADAPTIVE_GROWTH, ADAPTIVE_MAX_POLL)
 
     def list_interval(self, current: float, quiet_for: float) -> float:
-        """The next list tick: short while anything changed within LIST_FAST_PHASE, then slower."""
+        """The next list or items tick (seconds): every ADAPTIVE_FIRST_POLL while anything changed
+        within LIST_FAST_PHASE, then backing off to LIST_MAX_TICK; ``--poll-interval`` wins."""
         if self.poll_interval is not None:
             return self.poll_interval
         if quiet_for < LIST_FAST_PHASE:
             return ADAPTIVE_FIRST_POLL
-        return self.next_interval(current)
+        return min(self.next_interval(current), LIST_MAX_TICK)
 
 
 class Reporter(Protocol):

@@ -23,6 +23,7 @@ from qlikm2m.errors import (
 from qlikm2m.reloads import (
     ADAPTIVE_FIRST_POLL,
     ADAPTIVE_MAX_POLL,
+    LIST_MAX_TICK,
     MAX_POLLS_PER_TICK,
     SAFETY_POLL,
     Outcome,
@@ -645,6 +646,25 @@ def test_without_list_rights_the_items_tick_sees_twenty_ends_within_a_second(
     assert all(len(ids) == 20 for _, ids in tenant.items_calls[:1])
     assert sorted(tenant.gets) == sorted(f"r-{app}" for app in tenant.scripts)
     assert len(tenant.final_reads) == 20
+
+
+@pytest.mark.parametrize("tenant_kind", ["list", "items"])
+def test_long_reloads_are_seen_ending_within_the_longest_tick(
+    clock: FakeClock, tenant_kind: str
+) -> None:
+    # Ten minutes of reloading: long past the fast phase, the tick has backed off to its ceiling
+    # (not to the single polls' 10 s), and still costs one request however many reloads run.
+    scripts = _batch(20, 600.0)
+    tenant = ListingTenant(clock, scripts) if tenant_kind == "list" else ItemsTenant(clock, scripts)
+    report = run(tenant, clock, list(scripts), max_parallel=20)
+    assert all(r.outcome is Outcome.SUCCEEDED for r in report.results)
+    last_end = max(started for _, started in tenant.started.values()) + 600.0
+    assert clock.now - last_end <= LIST_MAX_TICK
+    ticks = sorted(set(tenant.lists if tenant_kind == "list" else tenant.items_times))
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert max(gaps) == pytest.approx(LIST_MAX_TICK)
+    # Twelve ticks a minute at most once backed off: well under the tier-1 rate limits.
+    assert len(ticks) <= 30 + 600 / LIST_MAX_TICK
 
 
 def test_items_tick_requests_do_not_grow_with_the_reloads(clock: FakeClock) -> None:
