@@ -412,3 +412,36 @@ def test_an_option_the_fast_path_does_not_know_still_works(
     done = _launch(args, cli_env, fast=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout == warm("tenant", "me").out
+
+
+def test_sigterm_mid_request_stops_the_same_both_ways(
+    warm: RunCli, cli_env: dict[str, str], sandbox: Any
+) -> None:
+    import signal
+    import time
+
+    results = []
+    for fast in (False, True):
+        sandbox.force(body={"id": "late"}, delay=5, match="GET /api/v1/users/me")
+        before = sandbox.count("GET /api/v1/users/me")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH.format(fast=fast), "user", "me"],
+            env=cli_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while sandbox.count("GET /api/v1/users/me") == before:
+                assert time.monotonic() < deadline, "the request never arrived"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+        results.append((proc.returncode, out, err))
+    assert results[0] == results[1]
+    assert results[0][0] == 130
+    assert "interrupted" in results[0][2]
