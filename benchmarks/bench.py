@@ -698,13 +698,20 @@ def section_latency(
 ANATOMY = (
     ("interpreter: python3 -c pass", "interpreter", "pass"),
     (
-        "CLI: import qlikm2m.cli (Typer)",
-        "CLI import",
+        # What a warm `tenant me` imports to dispatch since issue 14: no Typer or Click.
+        "CLI: the launcher's fast path (import qlikm2m.fast_path and what it runs for `tenant me`)",
+        "fast-path dispatch",
+        "import qlikm2m.fast_path, qlikm2m.boundary, qlikm2m.commands.tenant_run",
+    ),
+    (
+        "CLI: import qlikm2m.cli (Typer; every command but the fast path's)",
+        "Typer CLI import",
         "import qlikm2m.cli",
     ),
     (
-        "CLI: import qlikm2m.cli, then build the `tenant me` command tree (typer.main.get_command)",
-        "CLI import and command tree",
+        "CLI: import qlikm2m.cli, then build the `tenant me` command tree (typer.main.get_command; "
+        "what `tenant me` paid before the fast path)",
+        "Typer CLI import and command tree",
         "from qlikm2m.cli import build_app; import typer.main; "
         "typer.main.get_command(build_app(['tenant', 'me']))",
     ),

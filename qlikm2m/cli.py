@@ -1,26 +1,28 @@
-"""The root command, its global options, and the one error boundary of the tool.
+"""The root command, its global options, and the command line's side of the error boundary.
 
 The command tree is built per invocation (``build_app``): a fresh root Typer with only the group
 the command line names, so no app object or registry outlives a run. Command modules are
 imported here only for their Typer objects; each defers the imports of the core modules it uses
 to the moment it runs, so ``--version``, ``--help`` and a cached-token request stay fast
-(measured in benchmarks/RESULTS.md).
+(measured in benchmarks/RESULTS.md). The hottest command lines (``tenant me``, ``user me``,
+``api PATH``) do not come here: the launcher serves them without Typer (qlikm2m/fast_path.py),
+and this stays the one definition of what every command line means.
 """
 
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import Annotated
 
 import typer
 
-from qlikm2m import __version__
+from qlikm2m import __version__, boundary
+from qlikm2m.boundary import run_command
 from qlikm2m.commands.command_classes import ALIASES, QlikGroup, use_qlik_classes
+from qlikm2m.commands.common import check_output_env
 from qlikm2m.commands.tenant_options import root_command, valued_option_names
-from qlikm2m.errors import ExitCode, Interrupted, QlikM2MError, UsageError
-from qlikm2m.redaction import redact
-from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS, Runtime, open_run
+from qlikm2m.errors import UsageError
+from qlikm2m.runtime import Runtime
 
 _EPILOG = (
     "Every option above is also accepted after the command name, where it wins. "
@@ -87,12 +89,7 @@ def root(
         ),
     ] = False,
 ) -> None:
-    runtime = ctx.ensure_object(Runtime)
-    env_output = runtime.env.get(OUTPUT_ENV, "").strip().lower()
-    if env_output and env_output not in OUTPUT_FORMATS:
-        raise UsageError(
-            f"${OUTPUT_ENV} is {env_output!r}; expected one of {', '.join(OUTPUT_FORMATS)}."
-        )
+    check_output_env(ctx.ensure_object(Runtime))
 
 
 # Command name -> module in qlikm2m.commands, in the order `--help` lists them.
@@ -176,125 +173,38 @@ def build_app(args: list[str] | None = None, *, rich_help: bool | None = None) -
     return app
 
 
-def _report(runtime: Runtime, error: QlikM2MError) -> None:
-    from qlikm2m.output import report_error
-
-    report_error(runtime, error)
-
-
-def _print_traceback(runtime: Runtime) -> None:
-    # Plain traceback without locals, passed through the redactor in case a message holds a secret.
-    runtime.stderr.write(redact(traceback.format_exc()))
-
-
 def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:
     """Run the CLI and map every outcome to a documented exit code (docs/exit-codes.md).
 
-    Each call is one run: what it registers or caches (secrets to redact, keyring backends) and
-    its SIGTERM handler end with it, so several calls in one process do not affect each other.
+    ``argv`` defaults to ``sys.argv[1:]``, ``runtime`` to this process's streams and environment.
+    The error boundary is ``qlikm2m.boundary.run_command`` (one run scope per call, SIGTERM as
+    Ctrl-C); this adds what only Click raises (``_click_outcome``).
     """
-    import signal
-    import threading
-
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous_sigterm = signal.getsignal(signal.SIGTERM) if in_main_thread else None
-    try:
-        with open_run():
-            return _run(argv, runtime)
-    finally:
-        # getsignal() says None for a handler set outside Python: that cannot be put back.
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
-
-
-def _run(argv: list[str] | None, runtime: Runtime | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    runtime = runtime or Runtime()
-    _treat_sigterm_as_interrupt()
-    try:
+
+    def body(runtime: Runtime) -> object:
         app = build_app(args)
-        result = app(args=args, prog_name="qlikm2m", standalone_mode=False, obj=runtime)
-    except QlikM2MError as error:
-        # An expected error is its sentence; its traceback is for those who ask twice (-vv).
-        if runtime.verbose >= 2:
-            _print_traceback(runtime)
-        _report(runtime, error)
-        return int(error.exit_code)
-    except typer.TyperException as error:
+        return app(args=args, prog_name="qlikm2m", standalone_mode=False, obj=runtime)
+
+    return run_command(body, runtime, adapt=_click_outcome)
+
+
+def _click_outcome(runtime: Runtime, error: BaseException) -> int | None:
+    """Click's own ways to end a command, as the boundary's outcomes (None: not Click's)."""
+    if isinstance(error, typer.TyperException):
         # Click's own usage errors (unknown option, missing argument, bad value) keep the one
         # error contract: a line and a hint, or one JSON object when JSON was asked for.
-        usage = _click_usage_error(error)
-        _report(runtime, usage)
-        return int(usage.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        return _report_interrupted(runtime)
-    except BrokenPipeError:
-        # The reader went away (`| head`): that is its choice, not our failure.
-        _silence_stdout()
-        return int(ExitCode.OK)
-    except SystemExit as exit_request:
+        return boundary.report(runtime, _click_usage_error(error))
+    if isinstance(error, typer.Abort):
+        return boundary.interrupted(runtime)
+    if isinstance(error, SystemExit) and isinstance(error.__context__, BrokenPipeError):
         # Typer meets the broken pipe first and exits 1; scripts with `set -o pipefail` and
         # `| head` would fail for nothing.
-        if isinstance(exit_request.__context__, BrokenPipeError):
-            _silence_stdout()
-            return int(ExitCode.OK)
-        raise
-    except Exception as error:
-        if runtime.verbose:
-            _print_traceback(runtime)
-        unexpected = QlikM2MError(
-            f"unexpected {type(error).__name__}: {error}",
-            hint="Re-run with -v for a traceback, and please report it.",
-        )
-        _report(runtime, unexpected)
-        return int(ExitCode.UNEXPECTED)
-    if result == int(ExitCode.INTERRUPTED):
-        return _report_interrupted(runtime)
-    try:
-        # What is still buffered must reach its file before the exit code says it did.
-        runtime.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
-    except QlikM2MError as error:
-        _report(runtime, error)
-        return int(error.exit_code)
-    return result if isinstance(result, int) else int(ExitCode.OK)
+        return boundary.broken_pipe()
+    return None
 
 
 def _click_usage_error(error: typer.TyperException) -> UsageError:
     message = error.format_message().strip().rstrip(".") + "."
     command = getattr(getattr(error, "ctx", None), "command_path", None) or "qlikm2m"
     return UsageError(message, hint=f"See `{command} --help`.")
-
-
-def _report_interrupted(runtime: Runtime) -> int:
-    from qlikm2m.output import report_error
-
-    report_error(runtime, Interrupted("interrupted"))
-    return int(ExitCode.INTERRUPTED)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def _treat_sigterm_as_interrupt() -> None:
-    """CI runners cancel a job with SIGTERM: stop the way Ctrl-C does (say what goes on, exit 130)
-    instead of dying silently mid-wait."""
-    import signal
-    import threading
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _interrupt)
-
-
-def _silence_stdout() -> None:
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    finally:
-        os.close(devnull)

@@ -2,6 +2,8 @@
 
 - ``qlikm2m --version`` is what install checks and CI logs run most; building the Typer app costs
   more than the whole answer, so that one exact invocation is served here.
+- ``tenant me``, ``user me`` and ``api PATH`` (with the common global options) run without Typer
+  and Click (``qlikm2m.fast_path``); any other command line goes to ``qlikm2m.cli``.
 - Start-up allocates tens of thousands of long-lived objects (Typer, Click, requests, the command
   tree): with the cyclic garbage collector on, each allocation burst triggers passes over objects
   that will live as long as the process. The collector is off while a command starts; after
@@ -29,15 +31,19 @@ if TYPE_CHECKING:
 GC_START_UP_SECONDS = 1.0
 
 
-def run() -> int:
+def run(*, fast: bool = True) -> int:
     """The console script (and ``python -m qlikm2m``): ``main``, then the exit without teardown."""
-    code = main()
+    code = main(fast=fast)
     exit_now(code)
     return code
 
 
-def main() -> int:
-    """Run one command from ``sys.argv`` and return its exit code (the process goes on)."""
+def main(*, fast: bool = True) -> int:
+    """Run one command from ``sys.argv`` and return its exit code (the process goes on).
+
+    The hottest command lines run without Typer (``qlikm2m.fast_path``) unless ``fast`` is
+    False (tests compare both ways); every other one goes to ``qlikm2m.cli``.
+    """
     from qlikm2m.streams import guard_standard_streams
 
     # Before anything is written: a closed, full or legacy-encoded stream must give a sentence
@@ -47,9 +53,15 @@ def main() -> int:
         return _version()
     timer = gc_off_for_start_up()
     try:
-        from qlikm2m.cli import main as cli_main
+        code = None
+        if fast:
+            from qlikm2m.fast_path import main as fast_main
 
-        code = cli_main()
+            code = fast_main()
+        if code is None:
+            from qlikm2m.cli import main as cli_main
+
+            code = cli_main()
     finally:
         gc_on(timer)
     return code

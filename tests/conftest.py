@@ -7,8 +7,8 @@ printed at the end of every run: replay with ``-p randomly --randomly-seed=N``).
 
 Fixtures (classes and helpers in ``harness.py``, sandbox fixtures in ``fixtures_sandbox.py``):
 
-- ``run_cli(*args, env=None, stdin="", input=None, tty=False, stdin_tty=False)``: the real CLI
-  entry (``cli.main``) in this process; returns a ``CliResult`` (``code``/``out``/``err``, also
+- ``run_cli(*args, env=None, stdin="", input=None, tty=False, stdin_tty=False, fast=False)``: the
+  real CLI entry (``cli.main``; with ``fast``, the launcher's fast path) in this process; returns a ``CliResult`` (``code``/``out``/``err``, also
   ``returncode``/``stdout``/``stderr`` and ``json()``). ``env`` defaults to ``os.environ``.
   Prefer it to ``run_qlikm2m`` (a subprocess) unless the process boundary is what is tested:
   exit status of the interpreter, signals, start-up imports, terminals, file descriptors.
@@ -125,10 +125,11 @@ def run_cli() -> RunCli:
         input: str | None = None,
         tty: bool = False,
         stdin_tty: bool = False,
+        fast: bool = False,
     ) -> CliResult:
         # ``input=`` as in subprocess.run / run_qlikm2m, so a converted test changes one name.
         text = stdin if input is None else input
-        return invoke(list(args), env=env, stdin=text, tty=tty, stdin_tty=stdin_tty)
+        return invoke(list(args), env=env, stdin=text, tty=tty, stdin_tty=stdin_tty, fast=fast)
 
     return run
 

@@ -36,7 +36,7 @@ import keyring.backend
 from keyring.compat import properties
 from keyring.errors import KeyringLocked, PasswordSetError
 
-from qlikm2m import cli
+from qlikm2m import cli, fast_path
 from qlikm2m.runtime import Runtime
 
 # --- runs -------------------------------------------------------------------------------------
@@ -140,12 +140,14 @@ def invoke(
     stdin: str = "",
     tty: bool = False,
     stdin_tty: bool = False,
+    fast: bool = False,
 ) -> CliResult:
     """Run ``qlikm2m *args`` through the real entry point (``cli.main``) in this process.
 
     ``env`` is the whole environment the run sees (default: ``os.environ``, which the suite's
     autouse fixture has already isolated). Each call is a run of its own: secrets it registers
-    and backends it loads end with it.
+    and backends it loads end with it. ``fast`` runs the launcher's fast path instead
+    (``fast_path.main``, without Typer), which must recognise ``args``.
     """
     runtime = CapturedRuntime(
         env=dict(os.environ if env is None else env),
@@ -153,7 +155,12 @@ def invoke(
         stdout=TerminalStream() if tty else io.StringIO(),
         stderr=TerminalStream() if tty else io.StringIO(),
     )
-    code = cli.main(list(args), runtime=runtime)
+    if fast:
+        served = fast_path.main(list(args), runtime=runtime)
+        assert served is not None, f"the fast path does not serve {args}"
+        code = served
+    else:
+        code = cli.main(list(args), runtime=runtime)
     return CliResult(code, runtime.out, runtime.err)
 
 

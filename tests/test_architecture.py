@@ -66,3 +66,14 @@ def test_only_the_command_layer_knows_typer() -> None:
     users = {m for m, names in _imports().items() if any(_top(n) == "typer" for n in names)}
     assert "qlikm2m.cli" in users
     assert all(m == "qlikm2m.cli" or m.startswith("qlikm2m.commands.") for m in users), users
+
+
+def test_the_fast_path_and_what_it_runs_know_no_typer() -> None:
+    # The launcher serves the hottest command lines without the command line's framework
+    # (tests/test_startup_imports.py checks the whole import tree of a run).
+    imports = _imports()
+    fast = {"qlikm2m.fast_path", "qlikm2m.boundary", "qlikm2m.commands.common"}
+    fast |= {m for m in imports if m.startswith("qlikm2m.commands.") and m.endswith("_run")}
+    assert {"qlikm2m.commands.api_run", "qlikm2m.commands.tenant_run"} <= fast
+    for module in fast:
+        assert not {n for n in imports[module] if _top(n) in ("typer", "click", "rich")}, module

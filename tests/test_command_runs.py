@@ -229,7 +229,7 @@ def _run_functions() -> dict[str, ast.FunctionDef]:
 
 def test_run_functions_know_nothing_of_typer() -> None:
     runs = _run_functions()
-    assert "tenant.run_me" in runs  # the scan sees them
+    assert "tenant_run.run_me" in runs  # the scan sees them
     for name, node in runs.items():
         used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
         assert "typer" not in used, name
@@ -408,7 +408,10 @@ CONVERTED = {
 def test_the_command_functions_of_a_converted_module_call_its_run_functions() -> None:
     runs = _run_functions()
     for module, expected in CONVERTED.items():
-        assert {f"{module}.{name}" for name in expected} <= set(runs), module
+        # Defined in the module, or in its Typer-free companion (``api_run`` for ``api``) that
+        # the launcher's fast path runs without Typer.
+        defined = {name.replace("_run.", ".", 1) if "_run." in name else name for name in runs}
+        assert {f"{module}.{name}" for name in expected} <= defined, module
         tree = ast.parse((COMMANDS / f"{module}.py").read_text(encoding="utf-8"))
         commands = [
             node

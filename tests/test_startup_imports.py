@@ -145,6 +145,34 @@ def test_warm_tenant_me_imports_only_what_it_uses(sandbox: Any, cli_env: dict[st
     assert_none_of(cold, NEVER_ON_HOT_PATH)
 
 
+# The command line's framework: the launcher serves the hottest command lines without it.
+COMMAND_LINE_FRAMEWORK = ("typer", "click", "rich")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["tenant", "me"], ["user", "me", "-o", "yaml"], ["-v", "api", "v1/spaces", "--query", "data"]],
+    ids=["tenant-me", "user-me", "api"],
+)
+def test_warm_hot_commands_import_no_command_line_framework(
+    sandbox: Any, cli_env: dict[str, str], args: list[str]
+) -> None:
+    qlikm2m_imports(["tenant", "me"], cli_env)  # mints and caches the token
+    warm = qlikm2m_imports(args, cli_env)
+    assert sandbox.count("POST /oauth/token") == 1
+    assert warm.stdout.strip()
+    assert "qlikm2m.fast_path" in warm.modules  # the detector sees the way in
+    assert_none_of(warm, COMMAND_LINE_FRAMEWORK)
+
+
+def test_a_command_line_the_fast_path_does_not_serve_goes_through_typer(
+    sandbox: Any, cli_env: dict[str, str]
+) -> None:
+    log = qlikm2m_imports(["tenant", "me", "--no-input"], cli_env)
+    assert '"id"' in log.stdout
+    assert "typer" in log.modules
+
+
 def test_warm_tenant_me_builds_no_validation_models(sandbox: Any, cli_env: dict[str, str]) -> None:
     qlikm2m_imports(["tenant", "me"], cli_env)
     warm = qlikm2m_imports(["tenant", "me"], cli_env)

@@ -9,7 +9,7 @@ function without a CLI.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +65,48 @@ class ContextRun:
     verify credentials, so it carries no connection flags. Its options dataclass extends this."""
 
     runtime: Runtime
+
+
+def apply_global_options(runtime: Runtime, given: Mapping[str, Any], *, root: bool) -> None:
+    """Store the global options given in one place in ``runtime``.
+
+    ``given`` maps ``context_name``, ``output_format`` (a format name), ``jmespath_query``,
+    ``verbose`` (a count) and ``no_input`` to what the command line said (None or absent: not
+    given). Before the command name (``root``) they set every field; after it, a value wins over
+    the same option before it, ``-v`` counts add up and ``--no-input`` is on when given in either
+    place. The Typer command line (qlikm2m/commands/tenant_options.py) and the launcher's fast
+    path (qlikm2m/fast_path.py) both apply them here.
+    """
+    output_format = given.get("output_format")
+    if root:
+        runtime.context = given.get("context_name")
+        runtime.output_flag = output_format
+        runtime.query = given.get("jmespath_query")
+        runtime.verbose = given.get("verbose", 0)
+        runtime.no_input = given.get("no_input", False)
+        return
+    if given.get("context_name") is not None:
+        runtime.context = given["context_name"]
+    if output_format is not None:
+        runtime.output_flag = output_format
+    if given.get("jmespath_query") is not None:
+        runtime.query = given["jmespath_query"]
+    runtime.verbose += given.get("verbose", 0)
+    runtime.no_input = runtime.no_input or given.get("no_input", False)
+
+
+def check_output_env(runtime: Runtime) -> None:
+    """Refuse a ``$QLIKM2M_OUTPUT`` that names no output format (the root command's check, made
+    before the command runs). Raises UsageError (exit 2)."""
+    from qlikm2m.runtime import OUTPUT_ENV, OUTPUT_FORMATS
+
+    env_output = runtime.env.get(OUTPUT_ENV, "").strip().lower()
+    if env_output and env_output not in OUTPUT_FORMATS:
+        from qlikm2m.errors import UsageError
+
+        raise UsageError(
+            f"${OUTPUT_ENV} is {env_output!r}; expected one of {', '.join(OUTPUT_FORMATS)}."
+        )
 
 
 def show_resource(runtime: Runtime, tenant: TenantFlags, path: str) -> None:

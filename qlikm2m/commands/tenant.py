@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import typer
 
-from qlikm2m.commands.common import TenantFlags, TenantRun, show_resource
+from qlikm2m.commands.common import TenantFlags
 from qlikm2m.commands.tenant_options import runtime_of, tenant_command
-
-
-@dataclass(frozen=True)
-class MeOptions(TenantRun):
-    """``tenant me`` takes nothing of its own."""
-
-
-def run_me(options: MeOptions) -> None:
-    """Print the tenant of the credentials (tenants.json: GET /api/v1/tenants/me)."""
-    show_resource(options.runtime, options.tenant, "/api/v1/tenants/me")
+from qlikm2m.commands.tenant_run import MeOptions as MeOptions
+from qlikm2m.commands.tenant_run import run_me as run_me
 
 
 @tenant_command

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from qlikm2m.commands.common import TenantFlags as TenantFlags
-from qlikm2m.commands.common import show_listing, show_resource
+from qlikm2m.commands.common import apply_global_options, show_listing, show_resource
 from qlikm2m.settings import SPEC
 
 if TYPE_CHECKING:
@@ -179,24 +179,10 @@ def _extend(
 def _apply_global_flags(ctx: typer.Context | None, given: dict[str, Any], *, root: bool) -> None:
     if ctx is None:
         return
-    runtime = runtime_of(ctx)
     output_format = given.get("output_format")
-    if root:
-        runtime.context = given.get("context_name")
-        runtime.output_flag = output_format.value if output_format else None
-        runtime.query = given.get("jmespath_query")
-        runtime.verbose = given.get("verbose", 0)
-        runtime.no_input = given.get("no_input", False)
-        return
-    # After the command name: a value wins over the same option before it.
-    if given.get("context_name") is not None:
-        runtime.context = given["context_name"]
     if output_format is not None:
-        runtime.output_flag = output_format.value
-    if given.get("jmespath_query") is not None:
-        runtime.query = given["jmespath_query"]
-    runtime.verbose += given.get("verbose", 0)
-    runtime.no_input = runtime.no_input or given.get("no_input", False)
+        given = {**given, "output_format": output_format.value}
+    apply_global_options(runtime_of(ctx), given, root=root)
 
 
 def _pop(kwargs: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
