@@ -76,6 +76,19 @@ class Response:
         if declared.isdigit() and int(declared) > limit:
             self._raw.close()
             raise self._too_large(limit)
+        if declared.isdigit() and self.headers.get("content-encoding", "identity") == "identity":
+            # A body of a known length, sent as it is (a page of a listing): one read of exactly
+            # that many bytes, instead of requests' chunk generator over urllib3's stream, which
+            # reads twice (the body, then the end) through several layers. Cut short, it raises
+            # as the chunk loop would; read whole, urllib3 has already put the connection back
+            # in the pool, so the close below does not drop it.
+            try:
+                self._body = self._raw.raw.read(decode_content=False)
+            except Exception as error:
+                raise _body_error(error, self) from error
+            finally:
+                self._raw.close()
+            return self._body
         parts: list[bytes] = []
         size = 0
         for chunk in self.iter_bytes():
