@@ -3,6 +3,8 @@ page, and the behaviour it keeps (cookies, connection reuse, bodies cut short, U
 
 from __future__ import annotations
 
+import io
+import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -145,3 +147,38 @@ def test_certifi_is_not_looked_at_on_every_request(
     ]
     _pages(client)
     assert sum(map(len, looked)) == 0
+
+
+class _Writes(io.StringIO):
+    """stdout that records each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_api_paginate_ndjson_writes_each_page_in_one_piece(cli_env: dict[str, str]) -> None:
+    from qlikm2m.commands.api import _paginated
+    from qlikm2m.output import Output
+
+    stdout = _Writes()
+    runtime = make_runtime(cli_env, stdout=stdout)
+    with client_from_runtime(runtime) as built:
+        _paginated(
+            runtime,
+            built,
+            Output(runtime),
+            "v1/items",
+            [("limit", "7")],
+            ndjson=True,
+            include=False,
+        )
+    lines = stdout.getvalue().splitlines()
+    assert len(lines) == len({json.loads(line)["id"] for line in lines}) > 7
+    # One write a page of 7 items (the last one may be shorter), not one a line.
+    assert [text.count("\n") for text in stdout.writes[:-1]] == [7] * (len(stdout.writes) - 1)
+    assert stdout.writes[-1].count("\n") == len(lines) - 7 * (len(stdout.writes) - 1)
