@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,7 +22,7 @@ import urllib3.response
 from harness import CaptureServer, make_runtime
 
 from qlikm2m.client import QlikClient, client_from_runtime
-from qlikm2m.errors import NetworkError
+from qlikm2m.errors import ApiError, NetworkError
 from qlikm2m.http import HttpOptions, Transport
 from qlikm2m.sandbox import Sandbox
 
@@ -182,3 +184,34 @@ def test_api_paginate_ndjson_writes_each_page_in_one_piece(cli_env: dict[str, st
     # One write a page of 7 items (the last one may be shorter), not one a line.
     assert [text.count("\n") for text in stdout.writes[:-1]] == [7] * (len(stdout.writes) - 1)
     assert stdout.writes[-1].count("\n") == len(lines) - 7 * (len(stdout.writes) - 1)
+
+
+def _one_answer(answer: bytes) -> tuple[str, threading.Thread]:
+    """A loopback server that reads one request and sends ``answer`` (raw HTTP) back."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener, listener.accept()[0] as connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}", thread
+
+
+def test_a_chunked_body_is_bounded_whatever_length_it_declares() -> None:
+    # A Content-Length beside chunked framing does not bound the body: the limit still does.
+    chunk = b"x" * 5000
+    url, thread = _one_answer(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk)
+    )
+    transport = Transport(HttpOptions(connect_timeout=2.0, read_timeout=5.0))
+    response = transport.request("GET", url + "/c")
+    with pytest.raises(ApiError, match="larger than"):
+        response.read(limit=1000)
+    transport.close()
+    thread.join(5)
