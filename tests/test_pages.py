@@ -17,6 +17,7 @@ import requests.adapters
 import requests.cookies
 import requests.models
 import requests.sessions
+import urllib3
 import urllib3.connection
 import urllib3.response
 from harness import CaptureServer, make_runtime
@@ -215,3 +216,42 @@ def test_a_chunked_body_is_bounded_whatever_length_it_declares() -> None:
         response.read(limit=1000)
     transport.close()
     thread.join(5)
+
+
+def test_the_pool_of_the_tenant_is_found_once_not_per_page(
+    client: QlikClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lookups = _counting(monkeypatch, urllib3.PoolManager, "connection_from_host")
+    _pages(client)
+    assert len(lookups) == 0  # the pool of the first request (the fixture's) serves every page
+
+
+def test_each_origin_keeps_its_own_pool_past_the_pool_managers_four(sandbox_ca: Any) -> None:
+    # Six origins that differ by port only, round robin: every request reaches its own server,
+    # whatever pools urllib3 keeps (4 here) or drops.
+    servers = [
+        CaptureServer(host="127.0.0.1", ssl_context=sandbox_ca.server_context) for _ in "123456"
+    ]
+    transport = Transport(
+        HttpOptions(connect_timeout=2.0, read_timeout=5.0, ca_bundle=str(sandbox_ca.ca_pem))
+    )
+    try:
+        for _ in range(3):
+            for server in servers:
+                assert transport.request("GET", server.url + "/p").json()["id"] == "captured"
+        assert [len(server.seen) for server in servers] == [3] * 6
+    finally:
+        transport.close()
+        for server in servers:
+            server.close()
+
+
+def test_a_pool_urllib3_dropped_and_closed_is_not_used_again(client: QlikClient) -> None:
+    adapter = client.transport.session.get_adapter(client.settings.server_url)
+    pool = adapter.get_connection_with_tls_context(
+        requests.Request("GET", client.settings.server_url + "/api/v1/items").prepare(), True
+    )
+    # What urllib3 1.x does to a pool it drops (a fifth origin, or clear()): forgotten and closed.
+    adapter.poolmanager.clear()
+    pool.close()
+    assert _pages(client, 2)[1]["data"]

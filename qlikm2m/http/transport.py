@@ -51,7 +51,32 @@ def _build_session(options: HttpOptions) -> requests.Session:
 
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             kwargs["ssl_context"] = context
+            # The connection pool of each origin reached directly, once urllib3 has given it:
+            # finding it again costs requests two URL parses and urllib3 a pool key (a tuple of
+            # 30 normalised settings) under the pool manager's lock, on every request.
+            self._direct_pools: dict[tuple[str, str], Any] = {}
             super().init_poolmanager(*args, **kwargs)
+
+        def get_connection_with_tls_context(
+            self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
+        ) -> Any:
+            direct = not proxies and verify is True and cert is None
+            scheme, _, rest = str(request.url).partition("://")
+            origin = (scheme.lower(), rest.partition("/")[0])
+            remembered = self._direct_pools.get(origin) if direct else None
+            if remembered is not None and remembered.pool is not None:  # None: the pool closed
+                return remembered
+            # A new pool may push the least recently used one out of urllib3's pool manager
+            # (urllib3 1.x closes it then): none is remembered past that.
+            self._direct_pools.clear()
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if direct:
+                self._direct_pools[origin] = pool
+            return pool
+
+        def close(self) -> None:
+            self._direct_pools.clear()
+            super().close()
 
         def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
             proxy_kwargs["ssl_context"] = context
