@@ -602,8 +602,10 @@ def interleave(
     rng: random.Random,
     *,
     warmup: int = WARMUP_ROUNDS,
+    cpu: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
-    """Each round runs every contender once, in a fresh random order; returns wall times."""
+    """Each round runs every contender once, in a fresh random order; returns wall times (and
+    fills ``cpu``, when given, with each run's user + system CPU seconds)."""
     times: dict[str, list[float]] = {c.name: [] for c in contenders}
     for round_no in range(-warmup, rounds):
         order = list(contenders)
@@ -615,6 +617,8 @@ def interleave(
             run = check(run_once(contender.argv, env), contender.name, expect=contender.expect)
             if round_no >= 0:
                 times[contender.name].append(run.seconds)
+                if cpu is not None:
+                    cpu.setdefault(contender.name, []).append(run.cpu)
         if round_no >= 0 and (round_no + 1) % 10 == 0:
             log(f"  round {round_no + 1}/{rounds}")
     return times
@@ -634,6 +638,8 @@ class Report:
     tokens: list[dict[str, object]] = field(default_factory=list)
     listing: list[dict[str, object]] = field(default_factory=list)
     pages: dict[str, Stats] = field(default_factory=dict)
+    pages_cpu: dict[str, Stats] = field(default_factory=dict)  # user + system CPU seconds
+    pages_rss: dict[str, int] = field(default_factory=dict)  # KiB, one run under GNU time
     parallel_warm: dict[str, float] = field(default_factory=dict)
     reload_wait: list[dict[str, object]] = field(default_factory=list)
     importtime: dict[str, list[PackageCost]] = field(default_factory=dict)
@@ -1005,8 +1011,17 @@ def section_pages(
         )
         rounds = report.plan.page_rounds
         log(f"pages: {len(contenders)} contenders x {rounds} rounds of {PAGE_ITEMS} items")
-        times = interleave(contenders, rounds, random.Random(report.plan.seed + 3), warmup=1)
+        cpu: dict[str, list[float]] = {}
+        times = interleave(
+            contenders, rounds, random.Random(report.plan.seed + 3), warmup=1, cpu=cpu
+        )
         report.pages = {name: Stats.of(values) for name, values in times.items()}
+        report.pages_cpu = {name: Stats.of(values) for name, values in cpu.items()}
+        # Memory stays flat: the same peak for 1,000 pages of 10 as for 100 pages of 100.
+        for contender in contenders:
+            run, kib = run_with_peak_rss(contender.argv, contender.env)
+            check(run, contender.name, expect=contender.expect)
+            report.pages_rss[contender.name] = kib
 
 
 # The commit before issue 14 (its "before"); the `reloads` section measures it beside this one.
@@ -1458,6 +1473,26 @@ def render(report: Report) -> str:
         ]
         out += stats_table(report.pages, floor=PAGES_FLOOR.format(10))
         out.append("")
+        if report.pages_cpu:
+            out += [
+                "CPU of the same runs (user + system, `wait4`; start-up included), and",
+                "the peak RSS of one more run of each under GNU time (`%M`):",
+                "",
+                "| command | median CPU ms | ms a page (CPU / pages) | × the floor's CPU | peak RSS MiB |",
+                "|---|---|---|---|---|",
+            ]
+            for name in report.pages:
+                stats = report.pages_cpu[name]
+                limit = 10 if name.endswith("limit=10") else 100
+                floor = report.pages_cpu.get(PAGES_FLOOR.format(limit))
+                times = f"{stats.median / floor.median:.2f}" if floor else "-"
+                kib = report.pages_rss.get(name, -1)
+                rss = f"{kib / 1024:.1f}" if kib > 0 else "-"
+                per_page = stats.median * 1000 / (PAGE_ITEMS / limit)
+                out.append(
+                    f"| {name} | {stats.median * 1000:.0f} | {per_page:.3f} | {times} | {rss} |"
+                )
+            out.append("")
 
     if report.reload_wait:
         out += [

@@ -103,6 +103,78 @@ def test_ndjson_writes_one_line_per_item_as_they_come() -> None:
     assert written == [0, 9, 18]
 
 
+class _CountingStream(io.StringIO):
+    """stdout that counts its writes and flushes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+        self.flushes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+PAGES: list[list[Any]] = [
+    [{"id": f"{page}-{n}", "name": "Zoë \u2603", "n": n, "x": None} for n in range(10)]
+    for page in range(3)
+]
+
+
+def test_ndjson_pages_writes_each_page_in_one_piece() -> None:
+    runtime = _runtime()
+    stream = _CountingStream()
+    runtime.stdout = stream
+    written: list[str] = []
+
+    def pages() -> Any:
+        for page in PAGES:
+            written.append(stream.getvalue())
+            yield page
+
+    assert Output(runtime).ndjson_pages(pages()) == 30
+    # The same lines as json.dumps of each item, one write per page (not one per item), and
+    # each page on stdout before the next one was asked for.
+    expected = [json.dumps(item, ensure_ascii=False, separators=(",", ":")) for page in PAGES
+                for item in page]  # fmt: skip
+    assert stream.getvalue() == "".join(line + "\n" for line in expected)
+    assert stream.writes == 3
+    assert [text.count("\n") for text in written] == [0, 10, 20]
+
+
+def test_ndjson_pages_flush_every_hundred_lines_and_at_the_end() -> None:
+    runtime = _runtime()
+    stream = _CountingStream()
+    runtime.stdout = stream
+    pages = [[{"n": n}] * 30 for n in range(7)]  # flushed after 120 lines, then at the end
+    assert Output(runtime).ndjson_pages(iter(pages)) == 210
+    assert stream.flushes == 2
+
+
+def test_ndjson_pages_apply_the_query_and_keep_lines_before_a_failing_item() -> None:
+    runtime = _runtime(query="name")
+    Output(runtime).ndjson_pages([[{"name": "a"}, {"name": "b"}], [{"name": "c"}]])
+    assert _out(runtime) == '"a"\n"b"\n"c"\n'
+    runtime = _runtime(query="length(name)")
+    with pytest.raises(UsageError, match="--query failed"):
+        Output(runtime).ndjson_pages([[{"name": "ab"}, {"name": 3}, {"name": "c"}]])
+    assert _out(runtime) == "2\n"
+
+
+def test_ndjson_pages_escape_what_the_stream_cannot_encode() -> None:
+    runtime = _runtime()
+    runtime.stdout = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    Output(runtime).ndjson_pages([[{"name": "Zoë \u2603"}], [{"name": "plain"}]])
+    runtime.stdout.flush()
+    raw = runtime.stdout.buffer.getvalue()  # type: ignore[attr-defined]
+    assert raw.decode("cp1252") == '{"name":"Zoë \\u2603"}\n{"name":"plain"}\n'
+
+
 @pytest.mark.parametrize("tty", [False, True])
 @pytest.mark.parametrize("count", [0, 1, 5])
 def test_streamed_array_equals_the_whole_array(tty: bool, count: int) -> None:

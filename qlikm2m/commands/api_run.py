@@ -245,19 +245,23 @@ def _paginated(
             output.emit(first)
         return
 
-    def items() -> Iterator[Any]:
+    def page_data() -> Iterator[list[Any]]:
         assert isinstance(first, dict)
-        yield from first["data"]
+        yield first["data"]
         for page in pages:
             data = page.get("data") if isinstance(page, dict) else None
             if not isinstance(data, list):
                 from qlikm2m.errors import ApiError
 
                 raise ApiError(f"A later page of {path} has no data array.")
+            yield data
+
+    def items() -> Iterator[Any]:
+        for data in page_data():
             yield from data
 
     if ndjson:
-        output.ndjson(items())
+        output.ndjson_pages(page_data())
     elif output.streams_array:
         output.json_array(items())
     else:

@@ -76,6 +76,23 @@ class Response:
         if declared.isdigit() and int(declared) > limit:
             self._raw.close()
             raise self._too_large(limit)
+        stream = self._raw.raw  # urllib3's response; None when requests already holds the body
+        as_sent = self.headers.get("content-encoding", "identity") == "identity"
+        chunked = "transfer-encoding" in self.headers
+        if declared.isdigit() and as_sent and not chunked and stream is not None:
+            # A body of a known length (at most ``limit``, checked above), neither compressed nor
+            # chunked (a chunked body's length is not the declared one): one read of exactly
+            # that many bytes, as in a page of a listing, instead of requests' chunk generator
+            # over urllib3's stream. Cut short, it raises as the chunk loop would; read whole,
+            # urllib3 has already put the connection back in the pool, so the close below does
+            # not drop it.
+            try:
+                self._body = bytes(stream.read(decode_content=False))
+            except Exception as error:
+                raise _body_error(error, self) from error
+            finally:
+                self._raw.close()
+            return self._body
         parts: list[bytes] = []
         size = 0
         for chunk in self.iter_bytes():

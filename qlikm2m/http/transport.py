@@ -51,7 +51,32 @@ def _build_session(options: HttpOptions) -> requests.Session:
 
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
             kwargs["ssl_context"] = context
+            # The connection pool of each origin reached directly, once urllib3 has given it:
+            # finding it again costs requests two URL parses and urllib3 a pool key (a tuple of
+            # 30 normalised settings) under the pool manager's lock, on every request.
+            self._direct_pools: dict[tuple[str, str], Any] = {}
             super().init_poolmanager(*args, **kwargs)
+
+        def get_connection_with_tls_context(
+            self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
+        ) -> Any:
+            direct = not proxies and verify is True and cert is None
+            scheme, _, rest = str(request.url).partition("://")
+            origin = (scheme.lower(), rest.partition("/")[0])
+            remembered = self._direct_pools.get(origin) if direct else None
+            if remembered is not None and remembered.pool is not None:  # None: the pool closed
+                return remembered
+            # A new pool may push the least recently used one out of urllib3's pool manager
+            # (urllib3 1.x closes it then): none is remembered past that.
+            self._direct_pools.clear()
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if direct:
+                self._direct_pools[origin] = pool
+            return pool
+
+        def close(self) -> None:
+            self._direct_pools.clear()
+            super().close()
 
         def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
             proxy_kwargs["ssl_context"] = context
@@ -68,6 +93,14 @@ def _build_session(options: HttpOptions) -> requests.Session:
             if bundle is not None and bundle not in loaded_bundles:
                 add_environment_ca_bundle(context, bundle)
                 loaded_bundles.add(bundle)
+            if verify is True and cert is None:
+                # What requests would leave (its https branch) once the lines below cleared
+                # the path it sets, without its two stat() calls of certifi's bundle on every
+                # request: certifi is never used (this adapter is mounted for https:// only).
+                conn.cert_reqs = "CERT_REQUIRED"
+                conn.ca_certs = None
+                conn.ca_cert_dir = None
+                return
             super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]
             # requests would add certifi's bundle (or the environment's) to our context for
             # every connection: the OS store replaces the first, the second is in it already.
@@ -261,13 +294,23 @@ class Transport:
     def _send_once(
         self, method: str, url: str, params: Params, headers: dict[str, str], body: bytes | None
     ) -> requests.Response:
-        """One exchange, through ``Session.send`` as ``Session.request`` would do it.
+        """One exchange, through the session's mounted adapter (``HTTPAdapter.send``).
 
-        ``Session.request`` re-merges the session's settings with the request's on every call
-        (headers, params, hooks, cookies, proxies, verify, the environment): ~0.2 ms a page of
-        a listing, for settings this session never changes. The same PreparedRequest is built
-        here directly: session headers first, ours over them; the session's cookies; no auth
-        (trust_env is off, so ~/.netrc is never read); the proxies of ``proxy_for``.
+        What ``Session.request`` and ``Session.send`` would add around the adapter, each paid on
+        every page of a listing, is either done here as this session needs it or not needed:
+
+        - the per-call merge of the session's settings with the request's (headers, params,
+          hooks, cookies, proxies, verify, the environment): the PreparedRequest is built here,
+          session headers first, ours over them; proxies come from ``proxy_for``;
+        - cookies: the session's jar is sent when it holds any and filled from a response that
+          sets one (``Set-Cookie``), as ``Session.send`` does; a response without one would add
+          nothing, so cookielib is not run over it;
+        - basic auth from ``user:password@`` in the URL: only looked for when the URL has an
+          ``@`` (trust_env is off, so ~/.netrc is never read);
+        - response hooks: this session is never handed out (``library.session()`` builds its
+          own), so it has none;
+        - ``resolve_redirects``' look-ahead at a redirect (it read the redirect's whole body,
+          unbounded, and prepared the next request): ``request`` follows redirects itself.
         """
         from requests import PreparedRequest
         from requests.structures import CaseInsensitiveDict
@@ -276,23 +319,29 @@ class Transport:
         merged: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(session.headers)
         merged.update(headers)
         prepared = PreparedRequest()
-        prepared.prepare(
-            method=method,
-            url=url,
-            headers=merged,
-            params=params or {},
-            data=body or [],
-            cookies=session.cookies,
-        )
-        return session.send(
+        prepared.prepare_method(method)
+        prepared.prepare_url(url, params or None)
+        prepared.prepare_headers(merged)
+        jar = session.cookies
+        if len(jar):
+            prepared.prepare_cookies(jar)
+        prepared.prepare_body(body, None)
+        if "@" in (prepared.url or ""):
+            prepared.prepare_auth(None, prepared.url)
+        adapter = session.get_adapter(prepared.url or url)
+        raw = adapter.send(
             prepared,
             stream=True,
+            timeout=(self.options.connect_timeout, self.options.read_timeout),
             verify=True,
             cert=None,
             proxies=dict(self._proxies_for(url)),
-            timeout=(self.options.connect_timeout, self.options.read_timeout),
-            allow_redirects=False,
         )
+        if "set-cookie" in raw.headers or "set-cookie2" in raw.headers:
+            from requests.cookies import extract_cookies_to_jar
+
+            extract_cookies_to_jar(jar, prepared, raw.raw)  # type: ignore[no-untyped-call]
+        return raw
 
     def _retry_delay(self, response: Response, idempotent: bool, attempt: int) -> float | None:
         status = response.status
