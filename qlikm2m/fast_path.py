@@ -1,7 +1,8 @@
 """The launcher's fast path: the hottest command lines run without importing Typer or Click.
 
-``tenant me``, ``user me`` and ``api PATH`` are what CI scripts repeat; importing Typer and Click
-and building the command tree took a fifth of such a run (issue 14). ``recognise`` accepts only
+``tenant me``, ``user me`` and ``api PATH`` (also with ``--paginate``/``--ndjson``) are what CI
+scripts repeat; importing Typer and Click and building the command tree took a fifth of such a
+run (issue 14). ``recognise`` accepts only
 command lines it understands completely: those hot forms with the global options ``-c/--context
 NAME``, ``-o/--output FORMAT``, ``--query JMESPATH`` and ``-v/--verbose`` (``-vv``; ``--name=VALUE``
 for the long valued ones), before or after the command name, as the Typer command line accepts
@@ -34,6 +35,12 @@ HOT_COMMANDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("api",): ("path",),
 }
 
+# The switches of a hot command served here: option word -> the ``ApiOptions`` field it turns on.
+# ``api PATH --paginate --ndjson`` is how scripts stream a whole listing (issue 14, target 2).
+COMMAND_FLAGS: dict[tuple[str, ...], dict[str, str]] = {
+    ("api",): {"--paginate": "paginate", "--ndjson": "ndjson"},
+}
+
 # The global options served here (qlikm2m/commands/tenant_options.py declares them for Typer):
 # option word -> the parameter it sets there.
 GLOBAL_OPTIONS: dict[str, str] = {
@@ -56,9 +63,10 @@ _COMPLETION_VARIABLE = "_QLIKM2M_COMPLETE"
 class HotCommand:
     """A command line ``recognise`` understood: the command's words, the global options given
     before and after them (parameter name -> value, as Typer would pass them, a format as its
-    name) and the values of its positional arguments."""
+    name), the values of its positional arguments and the switches of ``COMMAND_FLAGS`` given
+    (field name -> True)."""
 
-    __slots__ = ("after", "arguments", "before", "words")
+    __slots__ = ("after", "arguments", "before", "flags", "words")
 
     def __init__(
         self,
@@ -66,11 +74,13 @@ class HotCommand:
         before: dict[str, Any],
         after: dict[str, Any],
         arguments: dict[str, str],
+        flags: dict[str, bool] | None = None,
     ) -> None:
         self.words = words
         self.before = before
         self.after = after
         self.arguments = arguments
+        self.flags = flags or {}
 
     def run(self, runtime: Runtime) -> None:
         """What the Typer command line does with it, from the root callback on."""
@@ -101,7 +111,14 @@ class HotCommand:
             from qlikm2m.commands import api_run
 
             path = self.arguments["path"]
-            api_run.run_api(api_run.ApiOptions(runtime=runtime, tenant=TenantFlags(), path=path))
+            options = api_run.ApiOptions(
+                runtime=runtime,
+                tenant=TenantFlags(),
+                path=path,
+                paginate=self.flags.get("paginate", False),
+                ndjson=self.flags.get("ndjson", False),
+            )
+            api_run.run_api(options)
 
 
 def recognise(args: Sequence[str], env: Mapping[str, str]) -> HotCommand | None:
@@ -117,12 +134,21 @@ def recognise(args: Sequence[str], env: Mapping[str, str]) -> HotCommand | None:
     if words is None:
         return None
     wanted = HOT_COMMANDS[words]
+    switches = COMMAND_FLAGS.get(words, {})
     positional: list[str] = []
     after: dict[str, Any] = {}
+    flags: dict[str, bool] = {}
     index += len(words)
     # After the command name, Click takes options and arguments in any order.
     while index < len(args):
         word = args[index]
+        switch = switches.get(word)
+        if switch is not None:
+            if switch in flags:
+                return None  # given twice: Click's business (it allows it; this path need not)
+            flags[switch] = True
+            index += 1
+            continue
         if word.startswith("-"):
             following = _option(args, index, after)
             if following is None:
@@ -135,7 +161,7 @@ def recognise(args: Sequence[str], env: Mapping[str, str]) -> HotCommand | None:
         index += 1
     if len(positional) != len(wanted):
         return None
-    return HotCommand(words, before, after, dict(zip(wanted, positional, strict=True)))
+    return HotCommand(words, before, after, dict(zip(wanted, positional, strict=True)), flags)
 
 
 def _options(args: Sequence[str], index: int, given: dict[str, Any]) -> int | None:

@@ -66,6 +66,14 @@ def test_the_tables_name_the_options_and_arguments_of_the_click_command(
                 assert tuple(param.type.choices) == fast_path.OUTPUT_FORMATS
     arguments = tuple(p.name for p in command.params if p.param_type_name == "argument")
     assert arguments == fast_path.HOT_COMMANDS[words]
+    for word, name in fast_path.COMMAND_FLAGS.get(words, {}).items():
+        param = _param_of(command, word)
+        assert param.name == name
+        assert param.is_flag
+        assert not param.secondary_opts
+        assert param.default is False
+        # Only after the command name: the root does not take it.
+        assert not [p for p in root.params if word in p.opts]
 
 
 # --- what a command line means -----------------------------------------------------------------
@@ -111,6 +119,9 @@ _OPTIONS = [
 ]
 
 
+API_SWITCHES = ["--paginate", "--ndjson"]
+
+
 def _command_lines(count: int) -> Iterator[list[str]]:
     """Hot forms with global options before and after the command name (options repeated in
     one place too, which Click refuses), and the path before options as well as after."""
@@ -118,9 +129,14 @@ def _command_lines(count: int) -> Iterator[list[str]]:
     for _ in range(count):
         words = list(chooser.choice(HOT_FORMS))
         before = [w for o in chooser.sample(_OPTIONS, chooser.randint(0, 3)) for w in o]
-        after = [w for o in chooser.sample(_OPTIONS, chooser.randint(0, 3)) for w in o]
+        groups = chooser.sample(_OPTIONS, chooser.randint(0, 3))
         if chooser.random() < 0.2:
-            after += chooser.choice(_OPTIONS)  # maybe given twice
+            groups.append(chooser.choice(_OPTIONS))  # maybe given twice
+        if words[0] == "api":
+            # api's own switches, anywhere among the options after the command name.
+            groups += [[flag] for flag in chooser.sample(API_SWITCHES, chooser.randint(0, 2))]
+            chooser.shuffle(groups)
+        after = [w for o in groups for w in o]
         line = before + words + after
         if words[0] == "api" and after and chooser.random() < 0.5:
             line = [*before, "api", *after, words[1]]  # the path after options
@@ -167,7 +183,12 @@ def test_a_repeated_option_is_left_to_click_which_refuses_it(run_cli: RunCli) ->
         ["api", "-"],
         ["api", "--", "v1/spaces"],
         ["api", "v1/spaces", "-X", "POST"],
-        ["api", "v1/spaces", "--paginate"],
+        ["api", "v1/spaces", "--paginate", "--paginate"],
+        ["--paginate", "api", "v1/spaces"],
+        ["api", "v1/spaces", "--paginate=true"],
+        ["api", "v1/spaces", "--include"],
+        ["tenant", "me", "--paginate"],
+        ["user", "me", "--ndjson"],
         ["tenant", "me", "--server", "https://t.example.com"],
         ["--server", "https://t.example.com", "tenant", "me"],
         ["tenant", "me", "--no-input"],
@@ -249,6 +270,12 @@ def warm(sandbox_cli: RunCli) -> RunCli:
         (["-v", "tenant", "me"], 0),
         (["user", "me", "-vv"], 0),
         (["-v", "api", "v1/spaces", "--verbose"], 0),
+        (["api", "v1/items?limit=7", "--paginate", "--ndjson"], 0),
+        (["api", "--ndjson", "v1/items", "--paginate", "-o", "yaml"], 2),
+        (["api", "v1/items?limit=20", "--paginate"], 0),
+        (["api", "v1/items?limit=20", "--paginate", "-o", "table"], 0),
+        (["api", "v1/items", "--paginate", "--query", "[0].name", "--ndjson"], 0),
+        (["api", "v1/no-such-thing", "--paginate"], 5),
         (["api", "v1/no-such-thing"], 5),
         (["-o", "json", "api", "v1/no-such-thing"], 5),
         (["api", "v1/spaces/no-such-space", "-v"], 5),

@@ -151,8 +151,13 @@ COMMAND_LINE_FRAMEWORK = ("typer", "click", "rich")
 
 @pytest.mark.parametrize(
     "args",
-    [["tenant", "me"], ["user", "me", "-o", "yaml"], ["-v", "api", "v1/spaces", "--query", "data"]],
-    ids=["tenant-me", "user-me", "api"],
+    [
+        ["tenant", "me"],
+        ["user", "me", "-o", "yaml"],
+        ["-v", "api", "v1/spaces", "--query", "data"],
+        ["api", "v1/items?limit=5", "--paginate", "--ndjson"],
+    ],
+    ids=["tenant-me", "user-me", "api", "api-paginate"],
 )
 def test_warm_hot_commands_import_no_command_line_framework(
     sandbox: Any, cli_env: dict[str, str], args: list[str]
