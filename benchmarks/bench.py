@@ -1526,7 +1526,7 @@ def render(report: Report) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-KEPT_BLOCKS = ("round1", "before", "transfers")
+KEPT_BLOCKS = ("round2", "round1", "before", "transfers")
 
 
 def kept_blocks(path: Path) -> str:
