@@ -100,7 +100,7 @@ def test_the_http_options_come_from_the_table() -> None:
     )
     options = settings.http_options()
     mapped = {spec.http_option for spec in SETTINGS if spec.http_option}
-    assert mapped == {f.name for f in fields(HttpOptions)}
+    assert mapped == set(HttpOptions._fields)
     assert options.connect_timeout == float(SPEC["connect_timeout"].default or "")
     assert options.max_retries == int(SPEC["max_retries"].default or "")
     assert settings.http_options(max_retries=0).max_retries == 0

@@ -444,3 +444,30 @@ def test_a_token_without_known_lifetime_is_not_held_either() -> None:
     manager.token()
     manager.token()
     assert len(transport.requests) == 2
+
+
+def test_a_token_shows_no_value_however_it_is_printed() -> None:
+    from qlikm2m.tokens import Token
+
+    token = Token(value="tok-value-that-must-not-show", origin="minted", expires_at=12.5)
+    for shown in (repr(token), str(token), f"{token}", f"{[token]}", f"{ {'t': token} }"):
+        assert "tok-value-that-must-not-show" not in shown
+        assert "origin='minted'" in shown
+    with pytest.raises(AttributeError):
+        token.value = "other"  # type: ignore[misc]
+
+
+def test_the_records_built_on_every_start_generate_no_dataclass_code() -> None:
+    # A frozen dataclass compiles its generated methods on every start (~1 ms each); these
+    # records are built by every command, so they are NamedTuples (issue 14): immutable, by value.
+    import dataclasses
+
+    from qlikm2m.http.base import HttpOptions
+    from qlikm2m.settings import Setting, SettingSpec, _Credentials
+    from qlikm2m.tokens import CacheKey, Token, _Entry
+
+    for record in (HttpOptions, Setting, SettingSpec, _Credentials, CacheKey, Token, _Entry):
+        assert not dataclasses.is_dataclass(record), record
+        assert issubclass(record, tuple), record
+    assert CacheKey("s", "oauth", "c", "", "") == CacheKey("s", "oauth", "c", "", "")
+    assert len({CacheKey("s", "oauth", "c", "", ""), CacheKey("s", "oauth", "c", "", "")}) == 1
