@@ -116,6 +116,57 @@ COMMAND_MODULES = (
 # Root options that take a value: the word after them is not the command name.
 _VALUED_ROOT_OPTIONS = valued_option_names()
 
+# What the root help lists, in its order: name, "command" or "group", and the first paragraph
+# of the entry's help (Click shortens it). A piped root help (`qlikm2m --help | less`, the
+# benchmark's and CI logs' case) builds only these entries instead of every group's commands,
+# which took two thirds of its time (issue 14, target 5). tests/test_cli.py holds this table to
+# the real tree's help, byte for byte, so it cannot drift from the commands' own texts.
+ROOT_LISTING: tuple[tuple[str, str, str], ...] = (
+    ("api", "command", "Call any endpoint of the tenant with the right token."),
+    (
+        "reload",
+        "command",
+        "Reload apps (POST /api/v1/reloads); print the reload record(s) as JSON.",
+    ),
+    (
+        "doctor",
+        "command",
+        "Check everything qlikm2m depends on, each line ok/warn/fail with the fix.",
+    ),
+    (
+        "exec",
+        "command",
+        "Run COMMAND with QLIK_SERVER, QLIK_ACCESS_TOKEN and QLIK_TENANT_ID in its environment.",
+    ),
+    ("each", "command", "Run a qlikm2m command for every context matching PATTERN."),
+    (
+        "completion",
+        "command",
+        "Print the shell completion script for SHELL (bash, zsh, fish or powershell).",
+    ),
+    ("help", "command", "Show a guide (environment, exit-codes, ci, ...) or a command's help."),
+    (
+        "context",
+        "group",
+        "Named tenant settings (like qlik-cli's contexts), with secrets in the OS keyring.",
+    ),
+    ("auth", "group", "Tokens: print one, check the credentials, revoke."),
+    (
+        "oauth",
+        "group",
+        "An OAuth client's key pairs, secrets and tokens (private-key JWT, rotation).",
+    ),
+    ("user", "group", "Users of the tenant."),
+    ("tenant", "group", "The tenant itself."),
+    ("spaces", "group", "Spaces of the tenant."),
+    ("items", "group", "Items of the tenant: apps, datasets, notes, ..."),
+    ("apps", "group", "Qlik Sense apps."),
+    ("data-files", "group", "Data files (CSV, QVD, ...) of the tenant."),
+    ("reloads", "group", "Reloads already started, by reload id."),
+    ("sandbox", "group", "A local Qlik Cloud tenant for tests, demos and dry runs of CI scripts."),
+)
+_ROOT_HELP_ARGS: tuple[list[str], ...] = ([], ["--help"], ["-h"])
+
 
 def _requested_command(args: list[str]) -> str | None:
     """The command a command line asks for, or None when it asks for none (root help)."""
@@ -145,18 +196,26 @@ def wanted_groups(args: list[str] | None) -> tuple[str, ...]:
     return (wanted,) if wanted in COMMAND_MODULES and wanted != "help" else COMMAND_MODULES
 
 
-def build_app(args: list[str] | None = None, *, rich_help: bool | None = None) -> typer.Typer:
+def build_app(
+    args: list[str] | None = None,
+    *,
+    rich_help: bool | None = None,
+    listing_only: bool | None = None,
+) -> typer.Typer:
     """A new command tree for one invocation: the root and the group(s) ``args`` needs.
 
     Building every group's Click objects costs tens of milliseconds on each run; a command
     line that names its command needs only that group. Root help, completion and unknown
-    names get the whole tree (so "No such command" still lists the right choices).
-    ``rich_help`` (default: whether stdout is a terminal) picks rich help panels.
+    names get the whole tree (so "No such command" still lists the right choices); a plain
+    (piped) root help gets the entries of ``ROOT_LISTING`` only, which print the same.
+    ``rich_help`` (default: whether stdout is a terminal) picks rich help panels;
+    ``listing_only`` (default: a plain root help) forces or forbids the short tree.
     """
     import importlib
     import os
 
-    if "_QLIKM2M_COMPLETE" in os.environ:
+    completing = "_QLIKM2M_COMPLETE" in os.environ
+    if completing:
         # The shell classes Typer registers only when it adds --install-completion itself
         # (typer is pinned below 0.29: this private home is known).
         from typer._completion_classes import completion_init
@@ -165,12 +224,30 @@ def build_app(args: list[str] | None = None, *, rich_help: bool | None = None) -
     if rich_help is None:
         rich_help = sys.stdout is not None and sys.stdout.isatty()
     app = _root_app(rich_help=rich_help)
+    if listing_only is None:
+        listing_only = not rich_help and not completing and args in _ROOT_HELP_ARGS
+    if listing_only:
+        _add_root_listing(app)
+        use_qlik_classes(app)
+        return app
     names = wanted_groups(args)
     for name in COMMAND_MODULES:
         if name in names:
             importlib.import_module(f"qlikm2m.commands.{name}").register(app)
     use_qlik_classes(app)
     return app
+
+
+def _listed_only() -> None:
+    """Stands in for a command in a root help that only lists them; never run."""
+
+
+def _add_root_listing(app: typer.Typer) -> None:
+    for name, kind, summary in ROOT_LISTING:
+        if kind == "group":
+            app.add_typer(typer.Typer(help=summary), name=name)
+        else:
+            app.command(name, help=summary)(_listed_only)
 
 
 def main(argv: list[str] | None = None, runtime: Runtime | None = None) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import typer
+import typer.main
 from harness import make_runtime
 
 from qlikm2m import __version__, cli
@@ -193,6 +194,49 @@ def test_root_help_and_unknown_names_get_the_whole_tree(args: list[str] | None) 
     }
     # A command with a hyphen (data-files) lives in a module with an underscore.
     assert {name.replace("-", "_") for name in names} == set(cli.COMMAND_MODULES)
+
+
+def _root_help(args: list[str], *, listing_only: bool) -> str:
+    import contextlib
+    import io
+
+    command = typer.main.get_command(
+        cli.build_app(args, rich_help=False, listing_only=listing_only)
+    )
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            command.main(args, prog_name="qlikm2m", standalone_mode=False)
+        except typer.Exit:
+            pass
+        except typer.TyperException as error:  # no arguments: Click raises the help as usage
+            out.write(error.format_message())
+    return out.getvalue()
+
+
+def _short_tree(app: typer.Typer) -> bool:
+    stand_ins = {c.callback is cli._listed_only for c in app.registered_commands}
+    assert len(stand_ins) <= 1  # all stand-ins or none
+    return stand_ins == {True}
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["-h"]])
+def test_a_plain_root_help_lists_the_whole_tree_without_building_it(args: list[str]) -> None:
+    # ROOT_LISTING stands in for every group's commands in a piped root help: it must print
+    # exactly what the whole tree prints, so a new command or a changed summary fails here.
+    whole = _root_help(args, listing_only=False)
+    assert "data-files" in whole
+    assert _root_help(args, listing_only=True) == whole
+    assert _short_tree(cli.build_app(args, rich_help=False))
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["-h"], ["tenant", "--help"], ["help"], ["-v", "--help"], ["nope"]]
+)
+def test_only_a_plain_root_help_takes_the_short_tree(args: list[str]) -> None:
+    assert not _short_tree(cli.build_app(args, rich_help=True))
+    if args not in (["--help"], ["-h"]):
+        assert not _short_tree(cli.build_app(args, rich_help=False))
 
 
 def test_each_invocation_builds_its_own_tree() -> None:

@@ -123,6 +123,16 @@ def test_version_and_help_import_nothing_heavy(args: list[str]) -> None:
     assert_none_of(log, NEVER_ON_HOT_PATH + NETWORK_STACK + VALIDATION_STACK)
 
 
+def test_a_piped_root_help_imports_no_command_group() -> None:
+    # The root help lists every command from ROOT_LISTING (qlikm2m/cli.py): no group's module
+    # is imported or built for it.
+    from qlikm2m import cli
+
+    log = qlikm2m_imports(["--help"], os.environ)
+    assert "data-files" in log.stdout
+    assert_none_of(log, tuple(f"qlikm2m.commands.{name}" for name in cli.COMMAND_MODULES))
+
+
 def test_help_lists_commands_without_rich() -> None:
     # Piped help is plain text, but still the full command list.
     log = qlikm2m_imports(["--help"], os.environ)
