@@ -13,7 +13,6 @@ registered them). A run masks what it registered and what its enclosing scopes r
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 
 from qlikm2m.runtime import current_run
 
@@ -23,10 +22,12 @@ _MIN_LENGTH = 6
 _KEY = "redaction.sensitive"
 
 
-@dataclass
 class _Registry:
-    values: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    """The secrets of one run and the lock that guards them."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = set()
+        self.lock = threading.Lock()
 
 
 def register_secret(value: str | None) -> None:

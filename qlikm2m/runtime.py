@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar, cast
 
 T = TypeVar("T")
@@ -32,20 +31,54 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
-@dataclass
 class Runtime:
-    """Everything a command may ask about where it runs, set once per invocation."""
+    """Everything a command may ask about where it runs, set once per invocation: the
+    environment (default: a copy of ``os.environ``), the three standard streams (default: this
+    process's) and the global options, filled in by the root command (``context``, the ``-o``
+    value as ``output_flag``, ``query``, ``verbose``, ``no_input``).
 
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    stdin: TextIO = field(default_factory=lambda: sys.stdin)
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    # Global options, filled in by the root callback.
-    context: str | None = None
-    output_flag: str | None = None
-    query: str | None = None
-    verbose: int = 0
-    no_input: bool = False
+    A plain class, not a dataclass: every command builds one at start-up, and the hottest
+    commands import no ``dataclasses`` at all (issue 14; benchmarks/README.md).
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        stderr: TextIO | None = None,
+        *,
+        context: str | None = None,
+        output_flag: str | None = None,
+        query: str | None = None,
+        verbose: int = 0,
+        no_input: bool = False,
+    ) -> None:
+        self.env: Mapping[str, str] = dict(os.environ) if env is None else env
+        self.stdin: TextIO = sys.stdin if stdin is None else stdin
+        self.stdout: TextIO = sys.stdout if stdout is None else stdout
+        self.stderr: TextIO = sys.stderr if stderr is None else stderr
+        self.context = context
+        self.output_flag = output_flag
+        self.query = query
+        self.verbose = verbose
+        self.no_input = no_input
+
+    def with_context(self, name: str | None) -> Runtime:
+        """A copy of this runtime (same class, streams, environment and options) with
+        ``context`` set to ``name``."""
+        import copy
+
+        clone = copy.copy(self)
+        clone.context = name
+        return clone
+
+    def __repr__(self) -> str:
+        # Never the environment: it holds secrets (QLIK_CLIENT_SECRET).
+        return (
+            f"{type(self).__name__}(context={self.context!r}, output_flag={self.output_flag!r}, "
+            f"query={self.query!r}, verbose={self.verbose!r}, no_input={self.no_input!r})"
+        )
 
     @staticmethod
     def _isatty(stream: TextIO) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
@@ -468,9 +467,43 @@ class _LazySecret:
         return "<secret>"
 
 
-@dataclass(frozen=True)
+# Compared and shown (repr) in this order; the private fields (the secret and passphrase holders,
+# the loaded-key memo) are neither.
+_RESOLVED_FIELDS = (
+    "server",
+    "auth_type",
+    "client_id",
+    "scope",
+    "ca_bundle",
+    "context_name",
+    "impersonate",
+    "token_cache",
+    "connect_timeout",
+    "read_timeout",
+    "max_retry_wait",
+    "max_retries",
+    "secret_source",
+    "stored_context",
+    "credential_generation",
+    "credential_type",
+    "key_id",
+    "key_alg",
+)
+
+
 class ResolvedSettings:
-    """Everything a command needs to talk to a tenant. The secret is not a field: see ``secret``."""
+    """Everything a command needs to talk to a tenant. The secret is not a field: see ``secret``.
+
+    Immutable (AttributeError on assignment), compared and hashed by its public fields, shown
+    without the secret. Written out rather than a frozen dataclass: every command builds it, and
+    the launcher's fast path imports no ``dataclasses`` (issue 14; benchmarks/README.md).
+    ``stored_context`` is the stored context whose secret these settings use (None: the
+    environment, stdin or flags) and ``credential_generation`` its credential generation (None:
+    unbound, a context from before schema 2); with private-key JWT the secret is a PEM private
+    key (see ``signing_key``).
+    """
+
+    __slots__ = (*_RESOLVED_FIELDS, "_secret", "_passphrase", "_loaded")
 
     server: Setting
     auth_type: Setting
@@ -485,17 +518,73 @@ class ResolvedSettings:
     max_retry_wait: Setting
     max_retries: Setting
     secret_source: str
-    _secret: _LazySecret | None = field(default=None, repr=False, compare=False)
-    # The stored context whose secret these settings use (None: the environment, stdin or flags)
-    # and its credential generation (None: unbound, a context from before schema 2).
-    stored_context: str | None = None
-    credential_generation: str | None = None
-    # Private-key JWT: the secret is then a PEM private key (see signing_key).
-    credential_type: CredentialType = "client_secret"
-    key_id: Setting = _UNSET
-    key_alg: Setting = _UNSET
-    _passphrase: _LazySecret | None = field(default=None, repr=False, compare=False)
-    _loaded: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _secret: _LazySecret | None
+    stored_context: str | None
+    credential_generation: str | None
+    credential_type: CredentialType
+    key_id: Setting
+    key_alg: Setting
+    _passphrase: _LazySecret | None
+    _loaded: dict[str, Any]
+
+    def __init__(
+        self,
+        *,
+        server: Setting,
+        auth_type: Setting,
+        client_id: Setting,
+        scope: Setting,
+        ca_bundle: Setting,
+        context_name: Setting,
+        impersonate: Setting,
+        token_cache: Setting,
+        connect_timeout: Setting,
+        read_timeout: Setting,
+        max_retry_wait: Setting,
+        max_retries: Setting,
+        secret_source: str,
+        _secret: _LazySecret | None = None,
+        stored_context: str | None = None,
+        credential_generation: str | None = None,
+        credential_type: CredentialType = "client_secret",
+        key_id: Setting = _UNSET,
+        key_alg: Setting = _UNSET,
+        _passphrase: _LazySecret | None = None,
+        _loaded: dict[str, Any] | None = None,
+    ) -> None:
+        values = dict(locals())
+        del values["self"]
+        values["_loaded"] = {} if _loaded is None else _loaded
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _replace(self, **changes: Any) -> ResolvedSettings:
+        """A copy with ``changes`` (field name -> value; the private ones too)."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return ResolvedSettings(**values)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ResolvedSettings is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"ResolvedSettings is immutable: cannot delete {name!r}")
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _RESOLVED_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, ResolvedSettings)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _RESOLVED_FIELDS)
+        return f"ResolvedSettings({shown})"
 
     @property
     def uses_private_key(self) -> bool:
@@ -556,7 +645,7 @@ class ResolvedSettings:
         if self._secret is None or self._secret.at_hand:
             return self
         value = self._secret.get()
-        return replace(self, _secret=_LazySecret(lambda: value, at_hand=True))
+        return self._replace(_secret=_LazySecret(lambda: value, at_hand=True))
 
     def secret(self) -> str:
         """The client secret (oauth), the API key (apikey) or the access token (token)."""

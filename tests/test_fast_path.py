@@ -87,7 +87,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
 
     def record(options: Any) -> None:
         runtime = options.runtime
-        fields = {k: v for k, v in vars(options).items() if k != "runtime"}
+        fields = {k: v for k, v in options._asdict().items() if k != "runtime"}
         # Every setting of the run (the global options and whatever else a command line sets).
         settings = {
             k: v for k, v in vars(runtime).items() if k not in ("env", "stdin", "stdout", "stderr")

@@ -322,12 +322,9 @@ def test_unwritable_cache_mints_without_caching_and_warns_once(tmp_path: Path) -
 
 def _stored(generation: str | None, secret: str = SECRET) -> ResolvedSettings:
     """Settings as a stored context gives them: the secret is not at hand (its keyring)."""
-    from dataclasses import replace
-
     from qlikm2m.settings import _LazySecret
 
-    return replace(
-        _settings(),
+    return _settings()._replace(
         _secret=_LazySecret(lambda: secret, at_hand=False),
         stored_context="ctx",
         credential_generation=generation,
@@ -471,3 +468,38 @@ def test_the_records_built_on_every_start_generate_no_dataclass_code() -> None:
         assert issubclass(record, tuple), record
     assert CacheKey("s", "oauth", "c", "", "") == CacheKey("s", "oauth", "c", "", "")
     assert len({CacheKey("s", "oauth", "c", "", ""), CacheKey("s", "oauth", "c", "", "")}) == 1
+
+
+def test_resolved_settings_are_immutable_compared_by_value_and_hide_the_secret() -> None:
+    from qlikm2m.settings import _LazySecret
+
+    settings = _settings()
+    assert SECRET not in repr(settings)
+    assert settings.secret() == SECRET
+    with pytest.raises(AttributeError):
+        settings.scope = settings.server  # type: ignore[misc]
+    # The secret holder is not part of the value: the same settings read from elsewhere are equal.
+    other = settings._replace(_secret=_LazySecret(lambda: "another-secret-value", at_hand=False))
+    assert other == settings
+    assert hash(other) == hash(settings)
+    assert other.secret() == "another-secret-value"
+    assert settings._replace(stored_context="ctx") != settings
+    read = _stored("g1").with_secret_read()
+    assert read.secret_at_hand
+    assert read.stored_context == "ctx"
+
+
+def test_a_runtime_shows_no_environment_and_copies_with_another_context() -> None:
+    runtime = Runtime(
+        env={"QLIK_CLIENT_SECRET": "env-secret-that-must-not-show"},
+        stdin=io.StringIO(),
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+        context="a",
+        verbose=2,
+    )
+    assert "env-secret-that-must-not-show" not in repr(runtime)
+    other = runtime.with_context("b")
+    assert (other.context, other.verbose, other.env) == ("b", 2, runtime.env)
+    assert runtime.context == "a"
+    assert type(other) is type(runtime)

@@ -7,11 +7,10 @@ Typer or Click.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from qlikm2m.commands.common import TenantRun
+from qlikm2m.commands.common import TenantFlags
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -268,8 +267,12 @@ def _paginated(
         output.emit(list(items()))
 
 
-@dataclass(frozen=True, kw_only=True)
-class ApiOptions(TenantRun):
+class ApiOptions(NamedTuple):
+    """``api``'s options: the fields of every ``TenantRun`` (qlikm2m/commands/run_options.py)
+    and its own, as a NamedTuple for the fast path (no dataclasses)."""
+
+    runtime: Runtime
+    tenant: TenantFlags
     path: str
     method: str | None = None
     param: list[str] | None = None

@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.common import TenantRun, show_listing, show_resource
+from qlikm2m.commands.common import show_listing, show_resource
 from qlikm2m.commands.delivery_options import ChunkOpt, YesOpt, chunk_size, confirm, progress_for
 from qlikm2m.commands.items import SpaceOpt
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.spaces import LimitOpt, NdjsonOpt
 from qlikm2m.commands.tenant_options import (
     TenantFlags,

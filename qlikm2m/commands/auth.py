@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qlikm2m.commands.common import TenantFlags, TenantRun
+from qlikm2m.commands.common import TenantFlags
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.tenant_options import runtime_of, tenant_command
 
 if TYPE_CHECKING:

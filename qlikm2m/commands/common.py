@@ -1,17 +1,19 @@
-"""What every command shares that knows nothing of Typer: the connection flags, the options a
-command's run function starts from, and printing one resource or a whole listing.
+"""What every command shares that knows nothing of Typer: the connection flags and printing one
+resource or a whole listing.
 
 Each command has one shape (after gh's ``NewCmdX`` + ``xRun`` and twine's ``upload.main`` ->
-``upload()``): a module-level Typer function parses the command line into a frozen options
-dataclass and calls a ``run_*`` function that takes only that value, so a test can call the run
-function without a CLI.
+``upload()``): a module-level Typer function parses the command line into a frozen options value
+and calls a ``run_*`` function that takes only that value, so a test can call the run function
+without a CLI. Options values extend ``TenantRun`` or ``ContextRun``
+(qlikm2m/commands/run_options.py); the hottest commands' (``tenant me``, ``user me``, ``api``)
+are NamedTuples with the same fields, so that what the launcher's fast path imports holds no
+dataclass (issue 14).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from qlikm2m.client import QlikClient
@@ -20,8 +22,7 @@ if TYPE_CHECKING:
     from qlikm2m.settings import ResolvedSettings
 
 
-@dataclass(frozen=True)
-class TenantFlags:
+class TenantFlags(NamedTuple):
     """The connection flags of one invocation, passed as-is to ``resolve_settings``."""
 
     server: str | None = None
@@ -35,7 +36,7 @@ class TenantFlags:
     read_timeout: float | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return self._asdict()
 
     def settings(self, runtime: Runtime) -> ResolvedSettings:
         from qlikm2m.settings import resolve_settings
@@ -46,25 +47,6 @@ class TenantFlags:
         from qlikm2m.client import QlikClient
 
         return QlikClient(self.settings(runtime), runtime)
-
-
-@dataclass(frozen=True)
-class TenantRun:
-    """What every command that talks to a tenant runs with: where it runs (the streams, the
-    environment and the global options, in ``runtime``) and its connection flags. A command's
-    options dataclass extends this with its own."""
-
-    runtime: Runtime
-    tenant: TenantFlags
-
-
-@dataclass(frozen=True)
-class ContextRun:
-    """What a command on the stored contexts (``context ...``) runs with: where it runs (the
-    streams, the environment and the global options). It talks to no tenant unless asked to
-    verify credentials, so it carries no connection flags. Its options dataclass extends this."""
-
-    runtime: Runtime
 
 
 def apply_global_options(runtime: Runtime, given: Mapping[str, Any], *, root: bool) -> None:

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.common import TenantRun
 from qlikm2m.commands.delivery_options import ChunkOpt, YesOpt, chunk_size, confirm, progress_for
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.spaces import LimitOpt, NdjsonOpt
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import typer
 
-from qlikm2m.commands.common import TenantFlags, TenantRun
+from qlikm2m.commands.common import TenantFlags
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.tenant_options import runtime_of, tenant_command
 
 _MARKS = {"ok": "ok  ", "warn": "warn", "fail": "FAIL", "skip": "skip"}

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.common import TenantFlags, TenantRun, show_listing
+from qlikm2m.commands.common import TenantFlags, show_listing
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.spaces import LimitOpt, NdjsonOpt
 from qlikm2m.commands.tenant_options import runtime_of, tenant_command
 

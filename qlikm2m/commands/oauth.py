@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qlikm2m.commands.common import TenantRun
 from qlikm2m.commands.context.options import StorageChoice
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 if TYPE_CHECKING:

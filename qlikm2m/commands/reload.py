@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qlikm2m.commands.common import TenantRun
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.common import TenantRun
 from qlikm2m.commands.reload import EPILOG
+from qlikm2m.commands.run_options import TenantRun
 from qlikm2m.commands.tenant_options import TenantFlags, runtime_of, tenant_command
 
 ReloadArg = Annotated[str, typer.Argument(metavar="RELOAD_ID", help="The reload's id.")]

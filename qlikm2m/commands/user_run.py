@@ -3,14 +3,20 @@ of qlikm2m/fast_path.py; the command itself is in qlikm2m/commands/user.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
-from qlikm2m.commands.common import TenantRun, show_resource
+from qlikm2m.commands.common import TenantFlags, show_resource
+
+if TYPE_CHECKING:
+    from qlikm2m.runtime import Runtime
 
 
-@dataclass(frozen=True)
-class MeOptions(TenantRun):
-    """``user me`` takes nothing of its own."""
+class MeOptions(NamedTuple):
+    """``user me`` takes nothing of its own: the fields of every ``TenantRun``
+    (qlikm2m/commands/run_options.py), as a NamedTuple for the fast path (no dataclasses)."""
+
+    runtime: Runtime
+    tenant: TenantFlags
 
 
 def run_me(options: MeOptions) -> None:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.context.options import (
     ApiKeyEnvOpt,
     ApiKeyStdinOpt,
@@ -54,6 +53,7 @@ from qlikm2m.commands.context.shared import (
     verify_credentials,
     warn_file_storage,
 )
+from qlikm2m.commands.run_options import ContextRun
 from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.context.options import StorageOpt
 from qlikm2m.commands.context.prompting import context_runtime
 from qlikm2m.commands.context.shared import credential_store, emit, say_warnings
+from qlikm2m.commands.run_options import ContextRun
 from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.prompting import context_runtime
 from qlikm2m.commands.context.shared import context_view, credential_store, emit
+from qlikm2m.commands.run_options import ContextRun
 from qlikm2m.prompter import Prompter
 
 # ---- listing and selection -------------------------------------------------------------------
@@ -129,8 +129,6 @@ class GetOptions(ContextRun):
 def run_get(options: GetOptions) -> None:
     """Print one context: its settings (secret masked), where its secret is, each value's
     source, or ``settingsError`` when they do not resolve; ConfigError when none is chosen."""
-    from dataclasses import replace
-
     from qlikm2m.contexts import load_contexts
     from qlikm2m.errors import ConfigError, QlikM2MError
     from qlikm2m.settings import resolve_settings
@@ -149,7 +147,7 @@ def run_get(options: GetOptions) -> None:
     view = context_view(context, contexts.current, runtime.env)
     try:
         # Without NAME, resolve exactly as any command would (--context, $QLIK_CONTEXT, current).
-        resolved = resolve_settings(replace(runtime, context=name) if name else runtime)
+        resolved = resolve_settings(runtime.with_context(name) if name else runtime)
         rows = resolved.describe()
         for row in rows:
             if name and row["name"] == "context":

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.options import ForceOpt
 from qlikm2m.commands.context.prompting import context_runtime
 from qlikm2m.commands.context.shared import context_view, credential_store, emit, say_warnings
+from qlikm2m.commands.run_options import ContextRun
 from qlikm2m.prompter import Prompter
 
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from qlikm2m.commands.common import ContextRun
 from qlikm2m.commands.completion import complete_context_names
 from qlikm2m.commands.context.options import (
     ApiKeyEnvOpt,
@@ -50,6 +49,7 @@ from qlikm2m.commands.context.shared import (
     verify_credentials,
     warn_file_storage,
 )
+from qlikm2m.commands.run_options import ContextRun
 from qlikm2m.prompter import Prompter
 
 if TYPE_CHECKING:
