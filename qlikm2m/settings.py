@@ -467,30 +467,6 @@ class _LazySecret:
         return "<secret>"
 
 
-# Compared and shown (repr) in this order; the private fields (the secret and passphrase holders,
-# the loaded-key memo) are neither.
-_RESOLVED_FIELDS = (
-    "server",
-    "auth_type",
-    "client_id",
-    "scope",
-    "ca_bundle",
-    "context_name",
-    "impersonate",
-    "token_cache",
-    "connect_timeout",
-    "read_timeout",
-    "max_retry_wait",
-    "max_retries",
-    "secret_source",
-    "stored_context",
-    "credential_generation",
-    "credential_type",
-    "key_id",
-    "key_alg",
-)
-
-
 class ResolvedSettings:
     """Everything a command needs to talk to a tenant. The secret is not a field: see ``secret``.
 
@@ -502,8 +478,6 @@ class ResolvedSettings:
     unbound, a context from before schema 2); with private-key JWT the secret is a PEM private
     key (see ``signing_key``).
     """
-
-    __slots__ = (*_RESOLVED_FIELDS, "_secret", "_passphrase", "_loaded")
 
     server: Setting
     auth_type: Setting
@@ -526,6 +500,9 @@ class ResolvedSettings:
     key_alg: Setting
     _passphrase: _LazySecret | None
     _loaded: dict[str, Any]
+    # Every field above; the public ones are compared and shown (repr), the private ones (the
+    # secret and passphrase holders, the loaded-key memo) neither.
+    __slots__ = tuple(__annotations__)
 
     def __init__(
         self,
@@ -730,6 +707,9 @@ class ResolvedSettings:
         if self._secret.at_hand:
             return mask(self._secret.get())
         return "***"  # stored: not read just to be masked
+
+
+_RESOLVED_FIELDS = tuple(name for name in ResolvedSettings.__slots__ if not name.startswith("_"))
 
 
 # Settings whose ResolvedSettings field has another name, and those every description shows.
